@@ -1,0 +1,117 @@
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, Phi3Config, Phi3ForCausalLM
+
+from phi4_recipes.model import PRESETS, Phi4Config, Phi4ForCausalLM, count_parameters
+
+
+def tiny_config(**overrides) -> Phi4Config:
+    # Smaller than the tiny preset so each test runs in well under a second.
+    fields = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=300, max_position_embeddings=128)
+    return Phi4Config.from_preset("tiny", **{**fields, **overrides})
+
+
+def test_14b_preset_has_phi4_parameter_count():
+    with torch.device("meta"):
+        model = Phi4ForCausalLM(Phi4Config.from_preset("phi4-14b"))
+    assert 14.6e9 <= count_parameters(model) <= 14.8e9
+
+
+def test_presets_follow_the_report():
+    base = Phi4Config.from_preset("phi4-14b")
+    long = Phi4Config.from_preset("phi4-14b-16k")
+    assert (base.max_position_embeddings, base.rope_theta) == (4096, 10_000.0)
+    assert (long.max_position_embeddings, long.rope_theta) == (16_384, 250_000.0)
+    assert base.num_key_value_heads == 10 and base.hidden_size // base.num_attention_heads == 128
+    assert base.sliding_window is None and not base.tie_word_embeddings
+    with torch.device("meta"):
+        colab = count_parameters(Phi4ForCausalLM(Phi4Config.from_preset("phi4-colab")))
+    assert 150e6 <= colab <= 400e6 and PRESETS["phi4-colab"]["vocab_size"] == 100_352
+    assert count_parameters(Phi4ForCausalLM(Phi4Config.from_preset("tiny"))) < 5e6
+
+
+def test_unknown_preset_lists_known_ones():
+    with pytest.raises(ValueError, match="phi4-14b.*tiny|tiny.*phi4-14b"):
+        Phi4Config.from_preset("phi4-7b")
+
+
+def test_sliding_window_is_refused():
+    with pytest.raises(ValueError, match="sliding_window"):
+        tiny_config(sliding_window=64)
+
+
+def _twin_phi3(model: Phi4ForCausalLM) -> Phi3ForCausalLM:
+    config = Phi3Config(**{k: v for k, v in model.config.to_dict().items() if k in Phi3Config.__dataclass_fields__})
+    twin = Phi3ForCausalLM(config).eval()
+    missing, unexpected = twin.load_state_dict(model.state_dict(), strict=True)
+    assert not missing and not unexpected
+    return twin
+
+
+def test_same_logits_and_loss_as_transformers_phi3():
+    torch.manual_seed(0)
+    model = Phi4ForCausalLM(tiny_config()).eval()
+    twin = _twin_phi3(model)
+    ids = torch.randint(0, 300, (2, 24))
+    mask = torch.ones_like(ids)
+    mask[1, :5] = 0  # left padding exercises the mask path too
+    ours = model(ids, attention_mask=mask, labels=ids)
+    theirs = twin(ids, attention_mask=mask, labels=ids)
+    torch.testing.assert_close(ours.logits, theirs.logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours.loss, theirs.loss, atol=1e-5, rtol=0)
+
+
+def test_liger_switch_keeps_cpu_math_identical():
+    torch.manual_seed(0)
+    model = Phi4ForCausalLM(tiny_config(use_liger=True)).eval()
+    plain = Phi4ForCausalLM(tiny_config(use_liger=False)).eval()
+    plain.load_state_dict(model.state_dict())
+    ids = torch.randint(0, 300, (1, 16))
+    torch.testing.assert_close(model(ids).logits, plain(ids).logits, atol=0, rtol=0)
+
+
+def test_saved_checkpoint_opens_with_plain_auto_class(tmp_path):
+    torch.manual_seed(0)
+    model = Phi4ForCausalLM(tiny_config()).eval()
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["model_type"] == "phi3" and saved["architectures"] == ["Phi3ForCausalLM"]
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert type(loaded) is Phi3ForCausalLM
+    ids = torch.randint(0, 300, (1, 12))
+    torch.testing.assert_close(loaded(ids).logits, model(ids).logits, atol=1e-5, rtol=0)
+    # And a Phi-3 folder (the form microsoft/phi-4 is published in) loads back into Phi4ForCausalLM.
+    again = Phi4ForCausalLM.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(again(ids).logits, model(ids).logits, atol=1e-5, rtol=0)
+
+
+def test_greedy_generation_with_and_without_kv_cache_agree():
+    torch.manual_seed(0)
+    model = Phi4ForCausalLM(tiny_config()).eval()
+    prompt = torch.randint(0, 300, (2, 7))
+    kwargs = dict(max_new_tokens=12, do_sample=False, pad_token_id=model.config.pad_token_id, eos_token_id=None)
+    with_cache = model.generate(prompt, use_cache=True, **kwargs)
+    without = model.generate(prompt, use_cache=False, **kwargs)
+    assert with_cache.shape == (2, 19)
+    assert torch.equal(with_cache, without)
+
+
+def test_gradient_checkpointing_trains():
+    torch.manual_seed(0)
+    model = Phi4ForCausalLM(tiny_config())
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    ids = torch.randint(0, 300, (4, 32))
+    losses = []
+    for _ in range(15):
+        loss = model(ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert model.model.gradient_checkpointing
+    assert losses[-1] < 0.6 * losses[0]
