@@ -1,0 +1,61 @@
+"""Load one dataset source: a local file (jsonl/json/parquet/csv), a local folder, or a Hub dataset id."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+
+_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
+
+
+def _folder_builder(folder: Path) -> tuple[str, list[str]]:
+    for suffix, builder in _FILE_BUILDERS.items():
+        files = sorted(str(p) for p in folder.glob(f"*{suffix}"))
+        if files:
+            return builder, files
+    raise FileNotFoundError(f"{folder}: no dataset files (*.jsonl, *.parquet, ...) and no save_to_disk dataset")
+
+
+def load_source(path_or_id: str, split: str = "train", config: str | None = None) -> Dataset:
+    """A `datasets.Dataset` from a local path or, when no such path exists, from the Hub."""
+    path = Path(path_or_id)
+    if path.is_file():
+        builder = _FILE_BUILDERS.get(path.suffix)
+        if builder is None:
+            raise ValueError(f"{path}: unsupported file type {path.suffix!r} (use one of {sorted(_FILE_BUILDERS)})")
+        return load_dataset(builder, data_files=str(path), split="train")
+    if path.is_dir():
+        if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
+            loaded = load_from_disk(str(path))
+            return loaded[split] if isinstance(loaded, DatasetDict) else loaded
+        builder, files = _folder_builder(path)
+        return load_dataset(builder, data_files=files, split="train")
+    if path_or_id.startswith((".", "/")) or path.suffix in _FILE_BUILDERS:
+        raise FileNotFoundError(f"dataset not found: {path_or_id}")
+    return load_dataset(path_or_id, config, split=split)
+
+
+def require_columns(dataset: Dataset, columns: list[str], name: str) -> None:
+    """Fail naming the dataset and the missing column(s), before any training starts."""
+    missing = [c for c in columns if c not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"dataset {name}: missing column(s) {missing}; it has {dataset.column_names}"
+        )
+
+
+def fingerprint(path_or_id: str, dataset: Dataset) -> dict:
+    """What identifies an input in a manifest: sha256 of local files, plus datasets' own fingerprint."""
+    entry = {"source": path_or_id, "rows": len(dataset), "datasets_fingerprint": dataset._fingerprint}
+    path = Path(path_or_id)
+    if path.is_file():
+        entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    elif path.is_dir():
+        digest = hashlib.sha256()
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(str(file.relative_to(path)).encode())
+            digest.update(file.read_bytes())
+        entry["sha256"] = digest.hexdigest()
+    return entry

@@ -1,0 +1,81 @@
+"""DPO on preference pairs: round 1 on Pivotal Token Search pairs, round 2 on judge-guided pairs.
+
+    python src/phi4_recipes/run_dpo.py recipes/tiny/dpo_pts.yaml
+    accelerate launch --config_file recipes/accelerate_configs/zero3.yaml src/phi4_recipes/run_dpo.py recipes/dpo_pts.yaml
+
+Pairs reach the trainer as exact token ids (see data/preference.py): PTS pairs keep the ids the search
+found, and pairs longer than max_length are dropped and counted rather than truncated.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from transformers import set_seed
+from trl import DPOConfig, DPOTrainer, get_peft_config
+
+from phi4_recipes.configs import parse_recipe
+from phi4_recipes.data.preference import ID_COLUMNS, prepare_preference_pairs
+from phi4_recipes.data.sources import fingerprint, load_source
+from phi4_recipes.model_utils import get_model, get_tokenizer, is_preset
+from phi4_recipes.training import finish, resolve_resume, setup_logging, take_over_hub_push
+
+logger = logging.getLogger("phi4_recipes")
+
+
+class TokenExactDPOTrainer(DPOTrainer):
+    """DPOTrainer that trains on the token ids we prepared instead of re-tokenising text (exact PTS tokens)."""
+
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        if not set(ID_COLUMNS) <= set(dataset.column_names):
+            raise ValueError(f"{dataset_name} dataset must be prepared with prepare_preference_pairs first")
+        return dataset
+
+
+def main(script_args, training_args, model_args):
+    set_seed(training_args.seed)
+    setup_logging(training_args)
+    resume = resolve_resume(training_args)
+    push = take_over_hub_push(training_args)
+
+    if not script_args.dataset_name:
+        raise ValueError("dataset_name is required: a local jsonl/parquet file or folder, or a Hub dataset id")
+    raw = load_source(script_args.dataset_name, script_args.dataset_train_split, script_args.dataset_config)
+    if script_args.dataset_max_rows is not None:
+        raw = raw.select(range(min(script_args.dataset_max_rows, len(raw))))
+    inputs = [fingerprint(script_args.dataset_name, raw)]
+    tokenizer = get_tokenizer(script_args.tokenizer_name_or_path, model_args.model_name_or_path)
+    pairs = prepare_preference_pairs(raw, tokenizer, training_args.max_length, script_args.dataset_name)
+    logger.info("DPO pairs: %d kept, %d dropped for exceeding max_length=%s, %d with exact ids from the data",
+                pairs.kept, pairs.dropped_too_long, training_args.max_length, pairs.exact_ids)
+    if pairs.kept == 0:
+        raise ValueError(f"dataset {script_args.dataset_name}: no pair fits max_length={training_args.max_length}")
+
+    load = dict(use_liger=script_args.use_liger, config_overrides=script_args.model_config_overrides,
+                gradient_checkpointing=training_args.gradient_checkpointing)
+    model = get_model(model_args, tokenizer, **load)
+    # The reference is the same starting checkpoint, frozen; not needed with PEFT (adapters off) or when its
+    # log-probs are precomputed (the 14B recipes, to save memory under ZeRO-3).
+    ref_model = None
+    if not (model_args.use_peft or training_args.precompute_ref_log_probs):
+        if is_preset(model_args.model_name_or_path):
+            raise ValueError("DPO starts from a trained checkpoint (e.g. the SFT output folder), not a preset")
+        ref_model = get_model(model_args, tokenizer, **load)
+
+    trainer = TokenExactDPOTrainer(
+        model=model,
+        ref_model=ref_model,
+        args=training_args,
+        train_dataset=pairs.dataset,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+    )
+    train_result = trainer.train(resume_from_checkpoint=resume)
+    finish(trainer, script_args=script_args, training_args=training_args, model_args=model_args,
+           train_result=train_result, inputs=inputs, push=push,
+           extra={"pairs": {"kept": pairs.kept, "dropped_too_long": pairs.dropped_too_long,
+                            "exact_ids": pairs.exact_ids}})
+
+
+if __name__ == "__main__":
+    main(*parse_recipe(DPOConfig))

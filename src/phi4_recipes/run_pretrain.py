@@ -1,0 +1,67 @@
+"""Pretraining and midtraining on a token-budgeted mixture of plain text, packed into full sequences.
+
+    python src/phi4_recipes/run_pretrain.py recipes/tiny/pretrain.yaml
+    python src/phi4_recipes/run_pretrain.py recipes/tiny/midtrain.yaml   # 4x context, RoPE base 250K
+
+Midtraining is the same script with another mixture phase, a longer `max_length` and
+`model_config_overrides` that raise the RoPE base and the position limit of the pretrained checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from transformers import set_seed
+from trl import SFTConfig, SFTTrainer, get_peft_config
+
+from phi4_recipes.configs import parse_recipe
+from phi4_recipes.data.mixture import MixtureBuilder, load_mixture
+from phi4_recipes.model_utils import get_model, get_tokenizer
+from phi4_recipes.training import finish, resolve_resume, setup_logging, take_over_hub_push
+
+logger = logging.getLogger("phi4_recipes")
+
+
+def main(script_args, training_args, model_args):
+    set_seed(training_args.seed)
+    setup_logging(training_args)
+    resume = resolve_resume(training_args)
+    push = take_over_hub_push(training_args)
+    if not script_args.dataset_mixture or not script_args.mixture_phase:
+        raise ValueError("pretraining needs dataset_mixture (a mixture YAML) and mixture_phase")
+
+    tokenizer = get_tokenizer(script_args.tokenizer_name_or_path, model_args.model_name_or_path)
+    builder = MixtureBuilder(load_mixture(script_args.dataset_mixture), tokenizer, seed=training_args.seed)
+    plan = builder.plan(script_args.mixture_phase)
+    logger.info("\n%s", plan.table())
+    dataset = builder.build(script_args.mixture_phase).select_columns(["text"])
+    if script_args.dataset_max_rows is not None:
+        dataset = dataset.select(range(min(script_args.dataset_max_rows, len(dataset))))
+
+    model = get_model(
+        model_args,
+        tokenizer,
+        use_liger=script_args.use_liger,
+        config_overrides=script_args.model_config_overrides,
+        gradient_checkpointing=training_args.gradient_checkpointing,
+    )
+    if training_args.max_length and training_args.max_length > model.config.max_position_embeddings:
+        raise ValueError(f"max_length {training_args.max_length} exceeds the model's "
+                         f"max_position_embeddings {model.config.max_position_embeddings}")
+
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+    )
+    train_result = trainer.train(resume_from_checkpoint=resume)
+    finish(trainer, script_args=script_args, training_args=training_args, model_args=model_args,
+           train_result=train_result, inputs=builder.fingerprints, push=push,
+           extra={"mixture_plan": [vars(s) for s in plan.sources], "mixture_phase": plan.phase},
+           mixture_table=plan.table())
+
+
+if __name__ == "__main__":
+    main(*parse_recipe(SFTConfig))

@@ -1,0 +1,59 @@
+"""Supervised fine-tuning on ChatML conversations (`messages`), assistant-only loss, packing.
+
+    python src/phi4_recipes/run_sft.py recipes/tiny/sft.yaml
+    accelerate launch --config_file recipes/accelerate_configs/zero3.yaml src/phi4_recipes/run_sft.py recipes/sft.yaml
+"""
+
+from __future__ import annotations
+
+import logging
+
+from transformers import set_seed
+from trl import SFTConfig, SFTTrainer, get_peft_config
+
+from phi4_recipes.configs import parse_recipe
+from phi4_recipes.data.sources import fingerprint, load_source, require_columns
+from phi4_recipes.model_utils import get_model, get_tokenizer
+from phi4_recipes.training import finish, resolve_resume, setup_logging, take_over_hub_push
+
+logger = logging.getLogger("phi4_recipes")
+
+
+def main(script_args, training_args, model_args):
+    set_seed(training_args.seed)
+    setup_logging(training_args)
+    resume = resolve_resume(training_args)
+    push = take_over_hub_push(training_args)
+
+    if not script_args.dataset_name:
+        raise ValueError("dataset_name is required: a local jsonl/parquet file or folder, or a Hub dataset id")
+    dataset = load_source(script_args.dataset_name, script_args.dataset_train_split, script_args.dataset_config)
+    require_columns(dataset, ["messages"], script_args.dataset_name)
+    if script_args.dataset_max_rows is not None:
+        dataset = dataset.select(range(min(script_args.dataset_max_rows, len(dataset))))
+    dataset = dataset.select_columns(["messages"])
+    inputs = [fingerprint(script_args.dataset_name, dataset)]
+
+    tokenizer = get_tokenizer(script_args.tokenizer_name_or_path, model_args.model_name_or_path)
+    model = get_model(
+        model_args,
+        tokenizer,
+        use_liger=script_args.use_liger,
+        config_overrides=script_args.model_config_overrides,
+        gradient_checkpointing=training_args.gradient_checkpointing,
+    )
+
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+    )
+    train_result = trainer.train(resume_from_checkpoint=resume)
+    finish(trainer, script_args=script_args, training_args=training_args, model_args=model_args,
+           train_result=train_result, inputs=inputs, push=push)
+
+
+if __name__ == "__main__":
+    main(*parse_recipe(SFTConfig))

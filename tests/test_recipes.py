@@ -1,0 +1,113 @@
+"""Every training recipe parses with the pinned TRL, and every path it names exists or is made upstream."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from accelerate.commands.config.config_args import load_config_from_file
+
+from phi4_recipes.configs import STAGES, DPOConfig, RecipeError, SFTConfig, parse_recipe
+from phi4_recipes.data.mixture import load_mixture
+from phi4_recipes.model_utils import is_preset
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = REPO / "recipes"
+
+
+def _load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def training_recipes() -> list[Path]:
+    return sorted(p for p in RECIPES.rglob("*.yaml") if _load(p).get("stage") in STAGES)
+
+
+def _stage_config(stage: str):
+    return DPOConfig if stage.startswith("dpo") else SFTConfig
+
+
+def _produced_outputs() -> set[str]:
+    return {_load(p)["output_dir"] for p in RECIPES.rglob("*.yaml") if "output_dir" in _load(p)}
+
+
+def test_all_five_stages_exist_at_every_scale():
+    for scale in (RECIPES, RECIPES / "tiny"):
+        stages = {_load(p)["stage"] for p in training_recipes() if p.parent == scale}
+        assert stages == set(STAGES), scale
+
+
+@pytest.mark.parametrize("recipe", training_recipes(), ids=lambda p: str(p.relative_to(RECIPES)))
+def test_recipe_parses_and_its_paths_exist(recipe, monkeypatch):
+    monkeypatch.chdir(REPO)
+    stage = _load(recipe)["stage"]
+    # Full-scale recipes ask for bf16/fp16, which TrainingArguments refuses on a CPU; parse them as they are
+    # otherwise.
+    script_args, training_args, model_args = parse_recipe(
+        _stage_config(stage), [str(recipe.relative_to(REPO)), "--bf16", "false", "--fp16", "false"]
+    )
+    assert script_args.stage == stage
+    produced = _produced_outputs()
+
+    def check_path(value: str, what: str):
+        if value.startswith("outputs/"):
+            assert any(value == out or value.startswith(out + "/") for out in produced), (
+                f"{recipe}: {what} {value} is not written by any recipe"
+            )
+        elif is_preset(value) or value in ("phi4", "tiny"):
+            return
+        elif "/" in value and not Path(value).exists() and not value.startswith(("data/", "recipes/")):
+            return  # a Hub id: loaded by the same code as a folder, never fetched in tests
+        else:
+            assert Path(value).exists(), f"{recipe}: {what} {value} does not exist"
+
+    check_path(model_args.model_name_or_path, "model_name_or_path")
+    if script_args.tokenizer_name_or_path:
+        check_path(script_args.tokenizer_name_or_path, "tokenizer_name_or_path")
+    if script_args.dataset_name:
+        check_path(script_args.dataset_name, "dataset_name")
+    if script_args.dataset_mixture:
+        phases = load_mixture(script_args.dataset_mixture)
+        assert script_args.mixture_phase in phases
+        for phase in phases.values():
+            for source in phase.sources:
+                if source.path:
+                    check_path(source.path, f"mixture source {source.name}")
+    if stage in ("pretrain", "midtrain"):
+        assert training_args.packing and training_args.eos_token == "<|endoftext|>"
+    if stage == "sft":
+        assert training_args.assistant_only_loss
+    if stage == "midtrain":
+        assert script_args.model_config_overrides["rope_theta"] == 250000
+
+
+def test_full_scale_recipes_use_bf16_liger_checkpointing():
+    for recipe in training_recipes():
+        if recipe.parent != RECIPES:
+            continue
+        raw = _load(recipe)
+        assert raw["bf16"] is True and raw["use_liger"] is True and raw["gradient_checkpointing"] is True, recipe
+        assert raw.get("use_liger_kernel") is not True  # TRL's patch would replace our model's forward
+
+
+@pytest.mark.parametrize("name", ["ddp", "zero3", "fsdp"])
+def test_accelerate_configs_load(name):
+    config = load_config_from_file(str(RECIPES / "accelerate_configs" / f"{name}.yaml"))
+    assert config.mixed_precision == "bf16"
+    if name == "zero3":
+        assert config.deepspeed_config["zero_stage"] == 3
+
+
+def test_misspelt_key_fails_naming_key_and_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((RECIPES / "tiny" / "sft.yaml").read_text().replace("learning_rate", "learnig_rate"))
+    with pytest.raises(RecipeError, match=r"bad\.yaml: unknown key 'learnig_rate' \(did you mean 'learning_rate'\?\)"):
+        parse_recipe(SFTConfig, [str(bad)])
+
+
+def test_cli_overrides_recipe_and_config_flag_works(monkeypatch):
+    monkeypatch.chdir(REPO)
+    _, positional, _ = parse_recipe(SFTConfig, ["recipes/tiny/sft.yaml", "--learning_rate", "1e-5"])
+    _, flagged, _ = parse_recipe(SFTConfig, ["--config", "recipes/tiny/sft.yaml", "--learning_rate", "1e-5"])
+    assert positional.learning_rate == flagged.learning_rate == 1e-5
+    _, plain, _ = parse_recipe(SFTConfig, ["recipes/tiny/sft.yaml"])
+    assert plain.learning_rate == _load(RECIPES / "tiny" / "sft.yaml")["learning_rate"]
