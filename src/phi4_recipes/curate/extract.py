@@ -1,0 +1,474 @@
+"""HTML -> Markdown-flavoured text that keeps what pretraining data needs and drops page chrome.
+
+Kept: LaTeX (MathJax scripts, KaTeX/MathJax-3 renderings, Wikipedia math, `<math>` MathML, LaTeX images)
+as `$...$` / `$$...$$`; `<pre>`/`<code>` blocks verbatim as fenced code; data tables as Markdown tables;
+headings, lists and quotes; forum and Q&A threads as ordered posts with author, score and accepted markers.
+Dropped: navigation, headers/footers, ads, cookie banners, share bars, comment widgets, hidden elements and
+link-dense blocks. Built on selectolax's lexbor parser, which tolerates any broken markup.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+from dataclasses import dataclass, field
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from phi4_recipes.curate.mathml import mathml_to_latex
+from phi4_recipes.curate.threads import find_thread_posts, render_thread_header
+
+# Private-use characters mark where a formula goes; they survive whitespace collapsing untouched.
+INLINE_MATH_OPEN, INLINE_MATH_CLOSE = "\ue000", "\ue001"
+DISPLAY_MATH_OPEN, DISPLAY_MATH_CLOSE = "\ue002", "\ue003"
+LINE_BREAK = "\ue004"
+MATH_PLACEHOLDER = re.compile("( ?)([\ue000\ue002])(\\d+)[\ue001\ue003]( ?)")
+
+DROP_TAGS = (
+    "script, style, noscript, template, iframe, object, embed, svg, canvas, video, audio, map, button, "
+    "input, select, textarea, nav, aside, footer, dialog, link, meta"
+)
+DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "dialog", "alertdialog",
+              "menu", "menubar", "toolbar"}
+# Matched against each class/id and against its '-'/'_' separated parts.
+BOILERPLATE_WORDS = {
+    "nav", "navbar", "navigation", "menu", "menubar", "topbar", "breadcrumb", "breadcrumbs", "sidebar",
+    "footer", "ad", "ads", "adsbygoogle", "advert", "adverts", "advertisement", "advertising", "sponsored",
+    "sponsor", "promo", "cookie", "cookies", "consent", "gdpr", "newsletter", "subscribe", "subscription",
+    "share", "sharing", "sharethis", "social", "related", "recommended", "trending", "popup", "modal",
+    "overlay", "paywall", "disqus", "pagination", "pager", "toc", "noprint", "catlinks", "navbox",
+    "printfooter", "editsection", "skip", "jump", "masthead", "signup", "login", "outbrain", "taboola",
+}
+BOILERPLATE_EXACT = {"comments", "comment-respond", "comments-area", "comment-list", "js-comments-container",
+                     "post-comments", "disqus_thread", "mw-jump-link", "reference", "mw-cite-backlink"}
+BOILERPLATE_LINE = re.compile(
+    r"^(©|copyright\b|all rights reserved|share (this|on)\b|follow us\b|sign up\b|subscribe\b|"
+    r"accept (all )?cookies|we use cookies|read more\b|advertisement$|best viewed (in|with)\b)", re.IGNORECASE)
+CONTENT_ROOT_SELECTORS = ("main", "[role=main]", "#mw-content-text", "#content", "#main-content",
+                          ".post-content", ".entry-content", ".article-body", ".article-content", "#main")
+BLOCK_TAGS = {
+    "p", "div", "section", "article", "main", "header", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol",
+    "li", "dl", "dt", "dd", "pre", "table", "blockquote", "figure", "figcaption", "hr", "form", "fieldset",
+    "address", "details", "summary", "center", "body", "html", "tbody", "thead", "tfoot", "tr", "td", "th",
+    "caption", "legend", "hgroup", "search",
+}
+CODE_LANGUAGE = re.compile(r"(?:language|lang|highlight-source|highlight|brush:)[-\s]?([a-z][\w+#-]*)", re.I)
+TEX_DELIMITERS = re.compile(r"\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+DISPLAYSTYLE = re.compile(r"^\{\\displaystyle\s*(.*)\}$", re.S)
+WHITESPACE = re.compile(r"[ \t\r\n\f\v\u00a0]+")
+
+
+@dataclass
+class _RenderState:
+    """Formulas collected while rendering; the text holds numbered placeholders until the end."""
+
+    formulas: list[str] = field(default_factory=list)
+
+    def math(self, tex: str, display: bool) -> str:
+        tex = DISPLAYSTYLE.sub(r"\1", tex.strip())
+        self.formulas.append(tex.strip())
+        index = len(self.formulas) - 1
+        if display:
+            return f"{DISPLAY_MATH_OPEN}{index}{DISPLAY_MATH_CLOSE}"
+        return f"{INLINE_MATH_OPEN}{index}{INLINE_MATH_CLOSE}"
+
+
+def html_to_text(html: str, url: str | None = None) -> str:
+    """Extract the main content of an HTML page as Markdown-flavoured text.
+
+    Args:
+        html (str): the page; any markup, however broken.
+        url (str | None): the page URL; only used to recognise sites whose layout needs it (none yet
+            beyond what the markup says), kept so callers can pass it uniformly.
+
+    Returns:
+        str: the extracted text ("" when the page has no content).
+    """
+    del url  # layout is read from the markup; the parameter keeps the public signature stable
+    if not html or not html.strip():
+        return ""
+    tree = LexborHTMLParser(html)
+    body = tree.body
+    if body is None:
+        return ""
+    state = _RenderState()
+    _replace_math(body, state)
+    # Thread metadata is read before boilerplate removal, which drops vote widgets and <meta> microdata.
+    posts = find_thread_posts(body)
+    _drop_boilerplate(body)
+    posts = [post for post in posts if _is_attached(post.body)]
+    if len(posts) < 2 and not any(post.role == "question" for post in posts):
+        posts = []
+    title = _page_title(body)
+
+    blocks: list[str] = []
+    if posts:
+        if title:
+            blocks.append("# " + title)
+        for number, post in enumerate(posts, start=1):
+            blocks.append(render_thread_header(number, post))
+            post_blocks: list[str] = []
+            _render_blocks(post.body, post_blocks, state)
+            blocks.extend(post_blocks)
+    else:
+        root = _content_root(body)
+        _drop_link_dense_blocks(root)
+        _render_blocks(root, blocks, state)
+        if title and not any(block.startswith("# ") for block in blocks[:3]):
+            blocks.insert(0, "# " + title)
+    return _finish(blocks, state)
+
+
+def _page_title(body: LexborNode) -> str:
+    heading = body.css_first("h1")
+    if heading is not None:
+        return _collapse(heading.text(deep=True))
+    return ""
+
+
+def _is_boilerplate(node: LexborNode) -> bool:
+    attrs = node.attributes
+    if not attrs:
+        return False
+    if attrs.get("role") in DROP_ROLES or "hidden" in attrs or attrs.get("aria-hidden") == "true":
+        return True
+    style = (attrs.get("style") or "").replace(" ", "").lower()
+    if "display:none" in style or "visibility:hidden" in style:
+        return True
+    names = f"{attrs.get('class') or ''} {attrs.get('id') or ''}".lower().split()
+    for name in names:
+        if name in BOILERPLATE_EXACT or name in BOILERPLATE_WORDS:
+            return True
+        parts = [part for part in re.split(r"[-_]", name) if part]
+        # Part matches ("cookie-banner", "share-buttons") count only in short names, so long layout names
+        # on content containers ("article-body-with-related-sidebar-spacing") survive.
+        if len(parts) <= 3 and any(part in BOILERPLATE_WORDS for part in parts):
+            return True
+    return False
+
+
+def _drop_boilerplate(body: LexborNode) -> None:
+    for node in body.css(DROP_TAGS):
+        node.remove()
+    for node in body.css("header"):
+        if node.parent is not None and node.parent.tag == "body":
+            node.remove()
+    for node in body.css("[class], [id], [role], [style], [hidden], [aria-hidden]"):
+        if node.tag in ("html", "body", "main") or not _is_attached(node):
+            continue
+        if _is_boilerplate(node):
+            node.remove()
+
+
+def _is_attached(node: LexborNode) -> bool:
+    # Nodes inside an already-decomposed subtree lose their path to <html>.
+    while node is not None:
+        if node.tag == "html":
+            return True
+        node = node.parent
+    return False
+
+
+def _content_root(body: LexborNode) -> LexborNode:
+    for selector in CONTENT_ROOT_SELECTORS:
+        found = body.css(selector)
+        if len(found) == 1 and len((found[0].text(deep=True) or "").strip()) > 200:
+            return found[0]
+    articles = body.css("article")
+    if len(articles) == 1 and len((articles[0].text(deep=True) or "").strip()) > 200:
+        return articles[0]
+    return body
+
+
+def _drop_link_dense_blocks(root: LexborNode) -> None:
+    """Remove lists and short blocks that are mostly links: menus, tag clouds, "see also" link farms."""
+    for node in root.css("ul, ol, dl, p, div, td, table"):
+        if not _is_attached(node) or node.css_first("pre, math, table table") is not None:
+            continue
+        text_len = len(_collapse(node.text(deep=True)))
+        if text_len == 0 or text_len > 3000:
+            continue
+        links = node.css("a")
+        min_links = 2 if node.tag == "p" else 3
+        if len(links) < min_links:
+            continue
+        link_len = sum(len(_collapse(link.text(deep=True))) for link in links)
+        if link_len / text_len > 0.7:
+            node.remove()
+
+
+def _replace_math(body: LexborNode, state: _RenderState) -> None:
+    """Swap every formula rendering for a placeholder holding its TeX source."""
+    for node in body.css("mjx-container"):
+        math = node.css_first("math")
+        display = node.attributes.get("display") == "true"
+        _swap(node, state.math(_math_element_tex(math), display) if math is not None else "")
+    for node in body.css("script[type^='math/tex'], script[type^='math/asciimath']"):
+        display = "mode=display" in (node.attributes.get("type") or "")
+        # Script bodies are raw text, but CMSs often entity-escape them anyway (&lt; for <).
+        _swap(node, state.math(html_lib.unescape(node.text(deep=True) or ""), display))
+    for node in body.css(".MathJax_Preview, .MathJax, .MathJax_Display, .MathJax_SVG, .MathJax_CHTML"):
+        if _is_attached(node):
+            node.remove()
+    for node in body.css(".katex-display, .katex"):
+        if not _is_attached(node):
+            continue
+        annotation = node.css_first("annotation[encoding='application/x-tex']")
+        if annotation is not None:
+            _swap(node, state.math(annotation.text(deep=True) or "", "katex-display" in _classes(node)))
+    for node in body.css(".mwe-math-element"):
+        math = node.css_first("math")
+        image = node.css_first("img")
+        tex = math.attributes.get("alttext") if math is not None else None
+        tex = tex or (image.attributes.get("alt") if image is not None else "") or ""
+        display = node.css_first(".mwe-math-fallback-image-display") is not None or (
+            math is not None and math.attributes.get("display") == "block")
+        _swap(node, state.math(tex, display))
+    for node in body.css("math"):
+        if _is_attached(node):
+            display = node.attributes.get("display") == "block" or node.attributes.get("mode") == "display"
+            _swap(node, state.math(_math_element_tex(node), display))
+    for node in body.css("img.latex, img.tex, img[src*='latex.php'], img[src*='codecogs.com'], "
+                         "img.mwe-math-fallback-image-inline"):
+        tex = node.attributes.get("alt") or ""
+        if tex:
+            _swap(node, state.math(tex, "display" in (node.attributes.get("class") or "")))
+
+
+def _math_element_tex(math: LexborNode) -> str:
+    annotation = math.css_first("annotation[encoding='application/x-tex'], annotation[encoding='TeX']")
+    if annotation is not None and (annotation.text(deep=True) or "").strip():
+        return annotation.text(deep=True)
+    return math.attributes.get("alttext") or mathml_to_latex(math)
+
+
+def _classes(node: LexborNode) -> set[str]:
+    return set((node.attributes.get("class") or "").split())
+
+
+def _swap(node: LexborNode, replacement: str) -> None:
+    if replacement:
+        node.replace_with(replacement)
+    else:
+        node.remove()
+
+
+def _collapse(text: str | None) -> str:
+    return WHITESPACE.sub(" ", text or "").strip()
+
+
+def _render_blocks(node: LexborNode, blocks: list[str], state: _RenderState) -> None:
+    """Append the Markdown blocks of `node`'s children to `blocks` (inline runs become paragraphs)."""
+    inline: list[str] = []
+
+    def flush() -> None:
+        paragraph = _inline_to_paragraph("".join(inline))
+        inline.clear()
+        if paragraph:
+            blocks.append(paragraph)
+
+    for child in node.iter(include_text=True):
+        tag = child.tag
+        if tag == "-text":
+            inline.append(child.text_content or "")
+        elif tag in ("-comment", "img", "hr", "#comment"):
+            continue
+        elif tag == "br":
+            inline.append(LINE_BREAK)
+        elif tag not in BLOCK_TAGS:
+            inline.append(_render_inline(child))
+        else:
+            flush()
+            _render_block(child, blocks, state)
+    flush()
+
+
+def _render_block(node: LexborNode, blocks: list[str], state: _RenderState) -> None:
+    tag = node.tag
+    if tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+        text = _inline_to_paragraph(_render_inline(node)).replace("\n", " ")
+        if text:
+            blocks.append("#" * int(tag[1]) + " " + text)
+    elif tag == "pre":
+        blocks.append(_render_code(node))
+    elif tag in ("ul", "ol"):
+        rendered = _render_list(node, state)
+        if rendered:
+            blocks.append(rendered)
+    elif tag == "table":
+        _render_table(node, blocks, state)
+    elif tag == "blockquote":
+        inner: list[str] = []
+        _render_blocks(node, inner, state)
+        if inner:
+            blocks.append("\n".join("> " + line if line else ">" for line in "\n\n".join(inner).split("\n")))
+    elif tag == "dt":
+        text = _inline_to_paragraph(_render_inline(node))
+        if text:
+            blocks.append(text)
+    else:
+        _render_blocks(node, blocks, state)
+
+
+def _render_inline(node: LexborNode) -> str:
+    tag = node.tag
+    if tag == "-text":
+        return node.text_content or ""
+    if tag == "br":
+        return LINE_BREAK
+    if tag in ("img", "-comment", "#comment"):
+        return ""
+    if tag == "code":
+        code = node.text(deep=True) or ""
+        if "\n" in code.strip():
+            # A multi-line <code> outside <pre> is a code block that lost its <pre>.
+            return "\n\n" + _fence(code, _code_language(node)) + "\n\n"
+        code = _collapse(code)
+        return f"`{code}`" if code else ""
+    parts = [_render_inline(child) for child in node.iter(include_text=True)]
+    text = "".join(parts)
+    if tag in ("sup",) and text.strip() and not text.startswith(("\ue000", "\ue002")):
+        return "^" + text.strip() if text.strip().isdigit() else text
+    return text
+
+
+def _inline_to_paragraph(text: str) -> str:
+    if "\n\n```" in text or "\n\n~~~" in text:
+        # Keep fenced blocks produced by a multi-line inline <code> verbatim.
+        pieces = re.split(r"(\n\n(?:```|~~~).*?(?:```|~~~)\n\n)", text, flags=re.S)
+        return "\n\n".join(p.strip("\n") if p.startswith("\n\n") else _inline_to_paragraph(p)
+                           for p in pieces if p.strip())
+    text = _collapse(text)
+    text = re.sub(r"\s*\ue004\s*", "\n", text).strip()
+    if not text:
+        return ""
+    if BOILERPLATE_LINE.match(text) and len(text) < 120:
+        return ""
+    if "\\(" in text or "\\[" in text:
+        # Raw MathJax source in the page text: normalise the delimiters to $ / $$.
+        text = TEX_DELIMITERS.sub(lambda m: f"$${m.group(2).strip()}$$" if m.group(2) else f"${m.group(1).strip()}$",
+                                  text)
+    return text
+
+
+def _code_language(node: LexborNode) -> str:
+    candidates = [node]
+    inner = node.css_first("code")
+    if inner is not None:
+        candidates.append(inner)
+    parent = node.parent
+    for _ in range(2):
+        if parent is None:
+            break
+        candidates.append(parent)
+        parent = parent.parent
+    for candidate in candidates:
+        attrs = candidate.attributes
+        for value in (attrs.get("class") or "", attrs.get("data-lang") or "", attrs.get("data-language") or ""):
+            if attrs.get("data-lang") == value and value:
+                return value.lower()
+            match = CODE_LANGUAGE.search(value)
+            if match and match.group(1).lower() not in ("default", "none", "plaintext", "text"):
+                return match.group(1).lower()
+    return ""
+
+
+def _fence(code: str, language: str) -> str:
+    code = code.strip("\n").rstrip()
+    fence = "~~~~" if "```" in code else "```"
+    return f"{fence}{language}\n{code}\n{fence}"
+
+
+def _render_code(pre: LexborNode) -> str:
+    for number in pre.css(".lineno, .linenos, .line-number, .line-numbers, .gutter"):
+        number.remove()
+    code = (pre.text(deep=True) or "").replace("\r\n", "\n").replace("\u00a0", " ")
+    return _fence(code, _code_language(pre))
+
+
+def _render_list(node: LexborNode, state: _RenderState) -> str:
+    ordered = node.tag == "ol"
+    start = int(node.attributes.get("start") or 1) if (node.attributes.get("start") or "1").isdigit() else 1
+    lines: list[str] = []
+    number = start
+    for item in node.iter(include_text=False):
+        if item.tag != "li":
+            if item.tag in ("ul", "ol"):
+                nested = _render_list(item, state)
+                if nested:
+                    lines.append("\n".join("  " + line for line in nested.split("\n")))
+            continue
+        inner: list[str] = []
+        _render_blocks(item, inner, state)
+        if not inner:
+            continue
+        marker = f"{number}. " if ordered else "- "
+        number += 1
+        body = "\n".join(inner)
+        indent = " " * len(marker)
+        lines.append(marker + body.replace("\n", "\n" + indent))
+    return "\n".join(lines)
+
+
+def _render_table(table: LexborNode, blocks: list[str], state: _RenderState) -> None:
+    rows = [row for row in table.css("tr") if _owning_table_id(row) == table.mem_id]
+    # css() matches the node itself too, so a nested table shows up as a second match.
+    is_layout = len(table.css("table")) > 1 or table.attributes.get("role") == "presentation"
+    cell_rows: list[list[LexborNode]] = [
+        [cell for cell in row.iter(include_text=False) if cell.tag in ("td", "th")] for row in rows
+    ]
+    widths = [sum(_colspan(cell) for cell in cells) for cells in cell_rows]
+    if is_layout or not rows or max(widths, default=0) < 2:
+        _render_blocks(table, blocks, state)
+        return
+    caption = table.css_first("caption")
+    if caption is not None:
+        text = _inline_to_paragraph(_render_inline(caption))
+        if text:
+            blocks.append(text)
+    width = max(widths)
+    markdown_rows = []
+    for cells in cell_rows:
+        values: list[str] = []
+        for cell in cells:
+            inner: list[str] = []
+            _render_blocks(cell, inner, state)
+            value = " ".join(inner).replace("\n", " ").replace("|", "\\|").strip()
+            value = value.replace(DISPLAY_MATH_OPEN, INLINE_MATH_OPEN).replace(DISPLAY_MATH_CLOSE, INLINE_MATH_CLOSE)
+            values.append(value)
+            values.extend([""] * (_colspan(cell) - 1))
+        if not any(values):
+            continue
+        values.extend([""] * (width - len(values)))
+        markdown_rows.append("| " + " | ".join(values) + " |")
+    if markdown_rows:
+        separator = "| " + " | ".join(["---"] * width) + " |"
+        blocks.append("\n".join([markdown_rows[0], separator, *markdown_rows[1:]]))
+
+
+def _owning_table_id(row: LexborNode) -> int | None:
+    node = row.parent
+    while node is not None and node.tag != "table":
+        node = node.parent
+    return node.mem_id if node is not None else None
+
+
+def _colspan(cell: LexborNode) -> int:
+    value = cell.attributes.get("colspan") or "1"
+    return min(int(value), 50) if value.isdigit() and int(value) > 0 else 1
+
+
+def _finish(blocks: list[str], state: _RenderState) -> str:
+    text = "\n\n".join(block for block in blocks if block.strip())
+
+    def formula(match: re.Match) -> str:
+        before, kind, index, after = match.groups()
+        tex = state.formulas[int(index)]
+        if kind == DISPLAY_MATH_OPEN:
+            return f"\n$${tex}$$\n" if tex else " "
+        return f"{before}${tex}${after}" if tex else before or after
+
+    text = MATH_PLACEHOLDER.sub(formula, text)
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip()

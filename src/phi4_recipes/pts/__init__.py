@@ -1,0 +1,38 @@
+"""Pivotal Token Search (Phi-4 report, section 4.3), independent of any model.
+
+    from phi4_recipes.pts import PTSConfig, find_pivotal_tokens
+    result = find_pivotal_tokens(query_ids, response_ids, sampler, oracle, PTSConfig(p_gap=0.2, seed=0))
+    result.pivots, result.pairs, result.p_query, result.rollouts
+
+``sampler`` follows :class:`Sampler` (``sample`` and, ideally, ``token_logprobs``); ``oracle`` is an
+:data:`Oracle` that judges the whole response and never sees the query. Results round-trip through
+JSON with ``PTSResult.to_dict()`` / ``PTSResult.from_dict()``.
+"""
+
+from .baseline import find_pivotal_tokens_baseline
+from .config import PTSConfig
+from .estimator import RolloutLedger, decide_gap, estimate_change, estimate_success
+from .pairs import select_pair
+from .protocols import Oracle, Sampler, token_logprobs_of
+from .result import Pivot, PivotPair, PrefixEstimate, PTSResult
+from .search import find_pivotal_tokens, split_point, subdivide
+
+__all__ = [
+    "Oracle",
+    "PTSConfig",
+    "PTSResult",
+    "Pivot",
+    "PivotPair",
+    "PrefixEstimate",
+    "RolloutLedger",
+    "Sampler",
+    "decide_gap",
+    "estimate_change",
+    "estimate_success",
+    "find_pivotal_tokens",
+    "find_pivotal_tokens_baseline",
+    "select_pair",
+    "split_point",
+    "subdivide",
+    "token_logprobs_of",
+]
