@@ -46,7 +46,9 @@ def get_tokenizer(tokenizer_name_or_path: str | None, model_name_or_path: str) -
 def _config_overrides(overrides: dict | None) -> dict:
     overrides = dict(overrides or {})
     if "rope_theta" in overrides:  # recipes speak of the RoPE base; configs keep it in rope_parameters
-        overrides["rope_parameters"] = {"rope_type": "default", "rope_theta": float(overrides.pop("rope_theta"))}
+        overrides["rope_parameters"] = {
+            "rope_type": "default", "rope_theta": float(overrides.pop("rope_theta")), "partial_rotary_factor": 1.0
+        }
     return overrides
 
 

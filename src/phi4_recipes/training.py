@@ -75,7 +75,8 @@ def finish(trainer, *, script_args, training_args, model_args, train_result, inp
         configs={"script_args": script_args, "training_args": training_args.to_dict(), "model_args": model_args},
         seed=training_args.seed,
         inputs=inputs,
-        extra={"train_metrics": metrics, "log_history": trainer.state.log_history, **(extra or {})},
+        extra={"train_metrics": metrics, "log_history": trainer.state.log_history,
+               "world_size": trainer.accelerator.num_processes, **(extra or {})},
     )
     manifest = read_manifest(output_dir)
     write_model_card(output_dir, manifest, base_model=model_args.model_name_or_path,

@@ -47,4 +47,5 @@ class Phi4Config(Phi3Config):
             raise ValueError(f"Unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
         fields = {**PRESETS[name], **overrides}
         rope_theta = fields.pop("rope_theta")
-        return cls(rope_parameters={"rope_type": "default", "rope_theta": float(rope_theta)}, **fields)
+        rope = {"rope_type": "default", "rope_theta": float(rope_theta), "partial_rotary_factor": 1.0}
+        return cls(rope_parameters=rope, **fields)
