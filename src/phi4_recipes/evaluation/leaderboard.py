@@ -1,0 +1,187 @@
+"""Compare evaluation results of several checkpoints: a Markdown table and an HTML page with one bar chart
+per benchmark (error bars = stderr), with the Phi-4 report's published numbers as reference rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from phi4_recipes.evaluation.results import SCHEMA, read_results
+
+REFERENCE_FILE = Path(__file__).resolve().parents[3] / "eval" / "reference" / "phi4_report.yaml"
+
+
+@dataclass
+class Row:
+    """One line of the table: a checkpoint's scores (percent) or a published reference."""
+
+    label: str
+    scores: dict[str, float]
+    stderrs: dict[str, float] = field(default_factory=dict)
+    reference: bool = False
+
+
+def load_reference(path: str | Path = REFERENCE_FILE) -> list[Row]:
+    path = Path(path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        raise ValueError(f"{path}: expected a top-level 'rows' list of {{label, scores}}")
+    rows = []
+    for index, entry in enumerate(data["rows"]):
+        if not isinstance(entry, dict) or "label" not in entry or not isinstance(entry.get("scores"), dict):
+            raise ValueError(f"{path}: rows[{index}] needs 'label' and a 'scores' mapping")
+        rows.append(Row(label=str(entry["label"]), scores={k: float(v) for k, v in entry["scores"].items()},
+                        reference=True))
+    return rows
+
+
+def result_files(paths: list[str | Path]) -> list[Path]:
+    """The result JSONs named directly, plus those found (non-recursively) in named folders, in order."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += [p for p in sorted(path.glob("*.json")) if SCHEMA in p.read_text(encoding="utf-8")[:200]]
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"no evaluation result at {path}")
+    return found
+
+
+def _default_label(record: dict, path: Path) -> str:
+    model = record.get("model", {})
+    return model.get("stage") or Path(model.get("name_or_path") or path.stem).name
+
+
+def result_row(path: str | Path, label: str | None = None) -> tuple[Row, dict[str, str]]:
+    """A checkpoint's row (scores as percentages) and the titles of its benchmarks."""
+    record = read_results(path)
+    scores, stderrs, titles = {}, {}, {}
+    for name, bench in record["benchmarks"].items():
+        if not isinstance(bench.get("score"), int | float):
+            raise ValueError(f"{path}: benchmarks.{name}.score is missing or not a number")
+        scores[name] = 100.0 * bench["score"]
+        if isinstance(bench.get("stderr"), int | float):
+            stderrs[name] = 100.0 * bench["stderr"]
+        titles[name] = bench.get("title") or name
+    return Row(label=label or _default_label(record, Path(path)), scores=scores, stderrs=stderrs), titles
+
+
+def benchmark_order(rows: list[Row], titles: dict[str, str]) -> list[str]:
+    """Benchmarks any checkpoint was scored on, in first-seen order (references add no columns)."""
+    order = []
+    for row in rows:
+        for name in row.scores:
+            if not row.reference and name not in order:
+                order.append(name)
+    return order or list(titles)
+
+
+def _cell(row: Row, name: str) -> str:
+    if name not in row.scores:
+        return "–"
+    if name in row.stderrs:
+        return f"{row.scores[name]:.1f} ± {row.stderrs[name]:.1f}"
+    return f"{row.scores[name]:.1f}"
+
+
+def to_markdown(rows: list[Row], titles: dict[str, str]) -> str:
+    names = benchmark_order(rows, titles)
+    lines = ["| Model | " + " | ".join(titles.get(n, n) for n in names) + " |",
+             "|---|" + "---:|" * len(names)]
+    for row in rows:
+        label = f"*{row.label}*" if row.reference else row.label
+        lines.append(f"| {label} | " + " | ".join(_cell(row, n) for n in names) + " |")
+    lines.append("")
+    lines.append("Scores in percent, ± one standard error. Italic rows are published numbers from the Phi-4 "
+                 "report (arXiv:2412.08905); – means not reported or not run.")
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart_png(name: str, title: str, rows: list[Row]) -> bytes:
+    """One benchmark: a bar per row that has a score, stderr as error bars, reference rows in grey."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    present = [row for row in rows if name in row.scores]
+    figure, axis = plt.subplots(figsize=(5.2, 3.0), dpi=100)
+    positions = range(len(present))
+    axis.bar(
+        positions,
+        [row.scores[name] for row in present],
+        yerr=[row.stderrs.get(name, 0.0) for row in present],
+        capsize=4,
+        color=["#bbbbbb" if row.reference else f"C{i}" for i, row in enumerate(present)],
+        edgecolor="#333333",
+    )
+    for position, row in zip(positions, present):
+        top = row.scores[name] + row.stderrs.get(name, 0.0)  # above the error bar, not under it
+        axis.text(position, top + 1, f"{row.scores[name]:.1f}", ha="center", va="bottom", fontsize=8)
+    axis.set_xticks(list(positions), [row.label for row in present], rotation=20, ha="right", fontsize=8)
+    axis.set_ylim(0, 110)
+    axis.set_ylabel("score (%)")
+    axis.set_title(title)
+    axis.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def to_html(rows: list[Row], titles: dict[str, str]) -> str:
+    names = benchmark_order(rows, titles)
+    header = "".join(f"<th>{html.escape(titles.get(n, n))}</th>" for n in names)
+    body = "".join(
+        f"<tr class=\"{'reference' if row.reference else 'checkpoint'}\"><td>{html.escape(row.label)}</td>"
+        + "".join(f"<td>{html.escape(_cell(row, n))}</td>" for n in names) + "</tr>"
+        for row in rows
+    )
+    charts = "".join(
+        f"<figure><img alt=\"{html.escape(titles.get(n, n))} bar chart\" src=\"data:image/png;base64,"
+        f"{base64.b64encode(bar_chart_png(n, titles.get(n, n), rows)).decode()}\"></figure>"
+        for n in names
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>phi4-recipes leaderboard</title>
+<style>
+body {{ font-family: sans-serif; margin: 24px; }}
+table {{ border-collapse: collapse; margin-bottom: 24px; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
+td:first-child, th:first-child {{ text-align: left; }}
+tr.reference td {{ color: #666; font-style: italic; }}
+.charts {{ display: flex; flex-wrap: wrap; gap: 12px; }}
+figure {{ margin: 0; }}
+</style></head>
+<body>
+<h1>Leaderboard</h1>
+<p>Scores in percent, &plusmn; one standard error. Italic grey rows are published numbers from the Phi-4
+report (arXiv:2412.08905).</p>
+<table><thead><tr><th>Model</th>{header}</tr></thead><tbody>{body}</tbody></table>
+<div class="charts">{charts}</div>
+</body></html>
+"""
+
+
+def build_leaderboard(paths: list[str | Path], labels: list[str] | None = None,
+                      reference: str | Path | None = REFERENCE_FILE) -> tuple[list[Row], dict[str, str]]:
+    """Rows for every result file (in the order given), followed by the reference rows."""
+    files = result_files(paths)
+    if labels is not None and len(labels) != len(files):
+        raise ValueError(f"got {len(labels)} labels for {len(files)} result files: {[str(f) for f in files]}")
+    rows, titles = [], {}
+    for index, path in enumerate(files):
+        row, row_titles = result_row(path, labels[index] if labels else None)
+        rows.append(row)
+        titles.update(row_titles)
+    if reference is not None:
+        rows += load_reference(reference)
+    return rows, titles

@@ -1,0 +1,146 @@
+"""Write an evaluation run as one JSON (scores and provenance) plus one JSONL of per-sample outputs per benchmark.
+
+The JSON is what eval/leaderboard.py reads; the sample files are for reading what the model actually said.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from phi4_recipes.evaluation.lm_eval_runner import BenchmarkRun
+from phi4_recipes.evaluation.recipe import EvalRecipe
+from phi4_recipes.manifest import git_commit, package_versions
+
+SCHEMA = "phi4-recipes/eval-result/v1"
+# Hash checkpoint weights only up to this size; a 14B checkpoint (~29 GB) would take minutes.
+_MAX_HASHED_BYTES = 2 << 30
+
+
+def default_output_dir(recipe: EvalRecipe) -> Path:
+    """`<model folder>/eval` for a local checkpoint ("beside the checkpoint"), else outputs/eval/<hub id>."""
+    if recipe.output_dir:
+        return Path(recipe.output_dir)
+    if Path(recipe.model).is_dir():
+        return Path(recipe.model) / "eval"
+    return Path("outputs") / "eval" / recipe.model.replace("/", "__")
+
+
+def _sha256(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def model_fingerprint(model: str, lm_eval_config: dict[str, Any]) -> dict[str, Any]:
+    """Which model was scored: folder hashes for a local checkpoint, the Hub revision for a Hub id."""
+    info: dict[str, Any] = {"name_or_path": model, "num_parameters": lm_eval_config.get("model_num_parameters"),
+                            "dtype": str(lm_eval_config.get("model_dtype"))}
+    folder = Path(model)
+    if not folder.is_dir():
+        info.update(hub_revision=lm_eval_config.get("model_revision"), hub_sha=lm_eval_config.get("model_sha"))
+        return info
+    config = folder / "config.json"
+    weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    total = sum(p.stat().st_size for p in weights)
+    info.update(
+        path=str(folder.resolve()),
+        config_sha256=_sha256([config]) if config.is_file() else None,
+        weights_bytes=total,
+        weights_sha256=_sha256(weights) if weights and total <= _MAX_HASHED_BYTES else None,
+    )
+    manifest = folder / "manifest.json"
+    if manifest.is_file():  # written by the training stage that produced the checkpoint
+        info["stage"] = json.loads(manifest.read_text(encoding="utf-8")).get("stage")
+    return info
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def write_samples(run: BenchmarkRun, directory: Path) -> Path:
+    """Every document, prompt, raw and filtered response and per-sample metric of one benchmark, as JSONL."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{run.benchmark.name}.jsonl"
+    with path.open("w", encoding="utf-8") as handle:
+        for task, samples in sorted(run.output.get("samples", {}).items()):
+            for sample in samples:
+                row = {"task": task, **{k: v for k, v in sample.items() if not k.endswith("_hash")}}
+                handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    return path
+
+
+def build_record(recipe: EvalRecipe, runs: list[BenchmarkRun], samples_dir: Path) -> dict[str, Any]:
+    """The run's JSON: scores with stderr and settings per benchmark, model fingerprint, versions, commit."""
+    first_config = runs[0].output.get("config", {}) if runs else {}
+    benchmarks = {}
+    for run in runs:
+        b = run.benchmark
+        benchmarks[b.name] = {
+            "title": b.title,
+            "task": b.task,
+            "metric": b.metric,
+            "score": run.score,
+            "stderr": run.stderr,
+            "num_fewshot": run.num_fewshot,
+            "num_samples": run.num_samples,
+            "gen_kwargs": run.gen_kwargs,
+            "task_versions": run.output.get("versions", {}),
+            "all_metrics": _jsonable(run.output.get("results", {})),
+            "samples_file": str(samples_dir / f"{b.name}.jsonl"),
+        }
+    versions = package_versions()
+    versions["lm_eval"] = runs[0].output.get("lm_eval_version", versions.get("lm_eval")) if runs else None
+    return {
+        "schema": SCHEMA,
+        "run_name": recipe.run_name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": model_fingerprint(recipe.model, first_config),
+        "settings": {
+            "backend": recipe.backend,
+            "apply_chat_template": recipe.apply_chat_template,
+            "system_prompt": recipe.system_prompt,
+            "seed": recipe.seed,
+            "limit": recipe.limit,
+            "bootstrap_iters": recipe.bootstrap_iters,
+            "recipe_path": recipe.recipe_path,
+            "recipe": dataclasses.asdict(recipe),
+        },
+        "benchmarks": benchmarks,
+        "versions": versions,
+        "git_commit": git_commit(),
+    }
+
+
+def write_results(recipe: EvalRecipe, runs: list[BenchmarkRun]) -> Path:
+    """Write `<output_dir>/<run_name>.json` and `<output_dir>/<run_name>_samples/<benchmark>.jsonl`."""
+    output_dir = default_output_dir(recipe)
+    samples_dir = output_dir / f"{recipe.run_name}_samples"
+    for run in runs:
+        write_samples(run, samples_dir)
+    record = build_record(recipe, runs, samples_dir)
+    path = output_dir / f"{recipe.run_name}.json"
+    path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """Load a result JSON written by `write_results`, checking its schema."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read evaluation result: {err}") from err
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        raise ValueError(f"{path}: not an evaluation result (expected key 'schema' = {SCHEMA!r})")
+    if not isinstance(record.get("benchmarks"), dict):
+        raise ValueError(f"{path}: key 'benchmarks' is missing or not a mapping")
+    return record

@@ -1,0 +1,88 @@
+"""Leaderboard from fixture results: Markdown table, HTML page with charts, and a real-browser screenshot."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from phi4_recipes.evaluation.leaderboard import build_leaderboard, to_markdown
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "tests" / "fixtures" / "eval" / "results"
+STAGES = ["base", "sft", "dpo_pts", "dpo_judge"]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _stage_files() -> list[Path]:
+    return [RESULTS / f"{stage}.json" for stage in STAGES]
+
+
+def test_markdown_table_lists_each_stage_with_stderr_and_the_report_rows():
+    rows, titles = build_leaderboard(_stage_files())
+    table = to_markdown(rows, titles).splitlines()
+    assert table[0].startswith("| Model | MMLU | GPQA | MATH | HumanEval | MGSM | SimpleQA | DROP | MMLU-Pro |")
+    assert [line.split(" | ")[0].lstrip("| ") for line in table[2:9]] == STAGES + [
+        "*phi-4 (report)*", "*phi-4 SFT (report)*", "*phi-4 SFT + PTS-DPO (report)*"]
+    sft = json.loads((RESULTS / "sft.json").read_text())["benchmarks"]["gpqa"]
+    assert f"{100 * sft['score']:.1f} ± {100 * sft['stderr']:.1f}" in table[3]
+    assert "| *phi-4 (report)* | 84.8 | 56.1 | 80.4 | 82.6 | 80.6 | 3.0 | 75.5 | 70.4 | 82.8 | 75.4 | 63.0 |" in table
+    # The SFT reference row has no MMLU number in the report: shown as missing, not as zero.
+    assert table[7].startswith("| *phi-4 SFT (report)* | – | 47.3 |")
+
+
+def test_labels_folders_and_no_reference(tmp_path):
+    rows, _ = build_leaderboard([RESULTS], labels=["A", "B", "C", "D"], reference=None)
+    # A folder contributes its result files in name order.
+    assert [r.label for r in rows] == ["A", "B", "C", "D"] and not any(r.reference for r in rows)
+    with pytest.raises(ValueError, match="got 2 labels for 4 result files"):
+        build_leaderboard([RESULTS], labels=["A", "B"])
+
+
+def test_bad_result_file_is_named(tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text(json.dumps({"schema": "something-else"}))
+    with pytest.raises(ValueError, match=r"broken\.json: not an evaluation result"):
+        build_leaderboard([bad])
+    missing_score = json.loads((RESULTS / "sft.json").read_text())
+    del missing_score["benchmarks"]["math"]["score"]
+    bad.write_text(json.dumps(missing_score))
+    with pytest.raises(ValueError, match=r"broken\.json: benchmarks\.math\.score is missing"):
+        build_leaderboard([bad])
+
+
+@pytest.fixture(scope="module")
+def cli_output(tmp_path_factory) -> Path:
+    """The documented command, run once: eval/leaderboard.py over the four stage results."""
+    out = tmp_path_factory.mktemp("leaderboard")
+    subprocess.run([sys.executable, str(REPO / "eval" / "leaderboard.py"), *map(str, _stage_files()),
+                    "--out-dir", str(out)], check=True, capture_output=True, timeout=120)
+    return out
+
+
+def test_cli_writes_the_table_and_a_page_with_a_chart_per_benchmark(cli_output):
+    rows, titles = build_leaderboard(_stage_files())
+    assert (cli_output / "leaderboard.md").read_text() == to_markdown(rows, titles)
+    page = (cli_output / "leaderboard.html").read_text()
+    assert page.count('<img alt="') == 11 and page.count('<tr class="reference">') == 3
+    assert page.count('src="data:image/png;base64,') == 11
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium)")
+def test_html_renders_in_a_headless_browser(cli_output, tmp_path):
+    screenshot = tmp_path / "leaderboard.png"
+    subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--window-size=1400,1800", f"--screenshot={screenshot}", (cli_output / "leaderboard.html").as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )
+    from PIL import Image
+
+    image = Image.open(screenshot).convert("RGB")
+    assert image.size == (1400, 1800)
+    # A blank or failed page is (almost) one colour; the table and the charts put many colours on screen.
+    colours = image.resize((350, 450)).getcolors(maxcolors=1 << 16)
+    assert colours is None or len(colours) > 50
