@@ -7,7 +7,7 @@ import importlib.metadata
 import json
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 PACKAGES = ("phi4-recipes", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "lm_eval",
@@ -52,7 +52,7 @@ def write_manifest(output_dir: str | Path, *, stage: str, recipe_path: str | Non
     output.mkdir(parents=True, exist_ok=True)
     manifest = {
         "stage": stage,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "recipe_path": recipe_path,
         "recipe": Path(recipe_path).read_text(encoding="utf-8") if recipe_path else None,
         "resolved_config": {name: _jsonable(cfg) for name, cfg in configs.items()},
