@@ -6,7 +6,6 @@ never costs the run: the error says where the checkpoint is.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -27,11 +26,15 @@ class HubPushError(RuntimeError):
 
 
 def collect_eval_results(output_dir: str | Path) -> dict[str, dict]:
-    """Scores found in `<output_dir>/eval/*.json` (written by run_eval.py): {benchmark: {metric: value}}."""
+    """Scores of every run_eval.py result in `<output_dir>/eval/`: {benchmark: {metric: score, ...}}."""
+    from .evaluation.results import read_results
+
     results = {}
     for path in sorted(Path(output_dir).glob("eval/*.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        for benchmark, scores in (data.get("results") or {}).items():
+        for benchmark, entry in read_results(path)["benchmarks"].items():
+            scores = {entry["metric"]: entry["score"]}
+            if entry.get("stderr") is not None:
+                scores[f"{entry['metric']}_stderr"] = entry["stderr"]
             results[benchmark] = scores
     return results
 
@@ -113,3 +116,23 @@ def push_checkpoint(output_dir: str | Path, hub_model_id: str, *, token: str | N
     except Exception as err:  # network, auth or permission: all leave the local files untouched
         raise HubPushError(f"pushing {output_dir} to {hub_model_id} failed: {err}; {kept}") from err
     return str(getattr(commit, "commit_url", commit))
+
+
+def refresh_model_card(output_dir: str | Path) -> Path:
+    """Rewrite a checkpoint's card from its manifest, e.g. after run_eval.py added results under eval/."""
+    from .manifest import read_manifest
+
+    manifest = read_manifest(output_dir)
+    if manifest is None:
+        raise FileNotFoundError(f"{output_dir}: no manifest.json (not written by a phi4-recipes stage)")
+    resolved = manifest.get("resolved_config", {})
+    base_model = (resolved.get("model_args") or {}).get("model_name_or_path")
+    hub_model_id = (resolved.get("training_args") or {}).get("hub_model_id")
+    return write_model_card(output_dir, manifest, base_model=base_model, hub_model_id=hub_model_id)
+
+
+if __name__ == "__main__":
+    import sys
+
+    for folder in sys.argv[1:]:
+        print(refresh_model_card(folder))
