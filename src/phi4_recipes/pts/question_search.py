@@ -1,0 +1,109 @@
+"""One question, end to end: sample responses, pick which to search, search them, return the shard record.
+
+Choices made here (the report leaves them open):
+
+* The model's trailing stop token (``<|im_end|>``) is cut from each response before the search. It holds
+  no answer text (the oracle skips special tokens anyway), and searching it would only ask whether
+  *ending the turn* is pivotal. Every pair prompt is therefore ``query_ids + response_ids[:position]``
+  exactly as searched, and the stop token never appears as a chosen or rejected side.
+* Of the ``responses_per_question`` sampled responses, the first incorrect and the first correct one
+  are searched (``search_all_responses`` searches all). A correct response shows the tokens that
+  raise p, an incorrect one those that lower it, so one of each finds more distinct pivots per rollout
+  than two of the same kind.
+* Every seed derives from the run seed and the question id, never from the question's position, so a
+  question gives the same record whichever shard runs it, in whatever order, after however many restarts.
+  All responses of one question share one search seed, so they share the p(query) estimate and its
+  filter decision; when the first is filtered the others would be too, and are not searched again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from .protocols import Oracle, Sampler
+from .recipe import PTSScriptArguments
+from .search import find_pivotal_tokens
+from .stats import derive_seed
+
+STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
+
+
+def stop_token_ids(tokenizer) -> list[int]:
+    """Ids that end an assistant turn in this tokenizer: ``<|im_end|>``, ``<|endoftext|>`` and its eos."""
+    vocab = tokenizer.get_vocab()
+    ids = {vocab[t] for t in STOP_TOKENS if t in vocab}
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return sorted(ids)
+
+
+def question_seed(run_seed: int, question_id: str) -> int:
+    return derive_seed(run_seed, "pts-question", question_id)
+
+
+def strip_stop(token_ids: Sequence[int], stop_ids: Collection[int]) -> list[int]:
+    ids = list(token_ids)
+    return ids[:-1] if ids and ids[-1] in stop_ids else ids
+
+
+def choose_responses(verdicts: Sequence[bool], lengths: Sequence[int], search_all: bool) -> list[int]:
+    """Indices of the sampled responses to search (non-empty ones only), in sample order."""
+    usable = [i for i, n in enumerate(lengths) if n > 0]
+    if search_all:
+        return usable
+    first_wrong = next((i for i in usable if not verdicts[i]), None)
+    first_right = next((i for i in usable if verdicts[i]), None)
+    return sorted(i for i in (first_wrong, first_right) if i is not None)
+
+
+def search_question(
+    question_id: str,
+    query: list[int],
+    sampler: Sampler,
+    oracle: Oracle,
+    args: PTSScriptArguments,
+    stop_ids: Collection[int],
+) -> dict[str, Any]:
+    """Sample, choose, search; the JSON-ready record of one question for its shard line.
+
+    :param question_id: the question's stable id.
+    :param query: chat-template query ids (only the sampler sees them).
+    :param sampler: draws continuations of query + prefix.
+    :param oracle: judges response ids alone.
+    :param args: the run's settings (responses, search knobs, run seed, model).
+    :param stop_ids: end-of-turn ids, cut from the end of each sampled response.
+    """
+    started = time.perf_counter()
+    seed = question_seed(args.seed, question_id)
+    sampled = sampler.sample(query, [], args.responses_per_question, derive_seed(seed, "responses"))
+    responses = [strip_stop(ids, stop_ids) for ids in sampled]
+    verdicts = [oracle(ids) for ids in responses]
+    config = args.pts_config(seed)
+
+    searched = []
+    for index in choose_responses(verdicts, [len(r) for r in responses], args.search_all_responses):
+        result = find_pivotal_tokens(query, responses[index], sampler, oracle, config)
+        searched.append({"response_index": index, "stopped": len(sampled[index]) > len(responses[index]),
+                         "result": result.to_dict()})
+        if result.status == "filtered":
+            break
+    if not searched:
+        status = "no_response"
+    else:
+        status = "searched" if any(s["result"]["status"] == "searched" for s in searched) else "filtered"
+    return {
+        "question_id": question_id,
+        "status": status,
+        "p_query": searched[0]["result"]["p_query"] if searched else None,
+        "sampled_correct": verdicts,
+        "responses": searched,
+        "rollouts": sum(s["result"]["rollouts"] for s in searched),
+        "model": args.model_name_or_path,
+        "tokenizer": args.tokenizer_name_or_path or args.model_name_or_path,
+        "run_seed": args.seed,
+        "seed": seed,
+        "settings": args.result_settings(),
+        "seconds": round(time.perf_counter() - started, 3),
+    }

@@ -1,0 +1,89 @@
+"""Pivotal Token Search over a question set: shards of search results, then pairs for DPO round 1.
+
+    python src/phi4_recipes/run_pts.py recipes/tiny/pts.yaml
+    python src/phi4_recipes/run_pts.py recipes/pts.yaml --num_shards 8 --shard_index 3   # one of 8 machines
+    python -m phi4_recipes.pts.export outputs/phi4-14b/pts                                # after all shards
+
+Writes `<output_dir>/shard-XXXXX-of-YYYYY.jsonl` (one line per question, fsynced; a killed run restarts
+where it stopped), then merges every shard in the folder into `pairs.jsonl` (exact token ids, for
+run_dpo.py), plots p(success) along a few searched responses into `plots/`, and writes the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+from transformers import set_seed
+
+from phi4_recipes.data.sources import fingerprint, load_source
+from phi4_recipes.generation import PTSSampler, SamplingParams, build_generator
+from phi4_recipes.manifest import write_manifest
+from phi4_recipes.model_utils import get_tokenizer
+from phi4_recipes.pts.export import export_pairs
+from phi4_recipes.pts.plot import plot_records
+from phi4_recipes.pts.question_search import search_question, stop_token_ids
+from phi4_recipes.pts.questions import ResponseOracle, query_ids, read_questions
+from phi4_recipes.pts.recipe import PTSScriptArguments, parse_pts_recipe
+from phi4_recipes.pts.shards import ShardWriter, check_same_settings, read_all_records, shard_of, shard_path
+
+logger = logging.getLogger("phi4_recipes")
+
+
+def main(args: PTSScriptArguments) -> dict:
+    started = time.perf_counter()
+    set_seed(args.seed)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    output_dir = Path(args.output_dir)
+
+    # Questions: this shard's share, minus those any shard file in output_dir already holds.
+    dataset = load_source(args.dataset_name, args.dataset_split, args.dataset_config)
+    questions = read_questions(dataset, args.dataset_name, id_field=args.id_field, question_field=args.question_field,
+                               answer_field=args.answer_field, oracle=args.oracle, oracle_field=args.oracle_field,
+                               max_questions=args.max_questions)
+    mine = [q for q in questions if shard_of(q.id, args.num_shards) == args.shard_index]
+    writer = ShardWriter(shard_path(output_dir, args.shard_index, args.num_shards))
+    others = read_all_records(output_dir, skip=[writer.path])
+    check_same_settings(writer.records + others, args.result_settings(), output_dir)
+    done = writer.done_ids | {r["question_id"] for r in others}
+    todo = [q for q in mine if q.id not in done]
+    logger.info("PTS shard %d/%d: %d of %d questions, %d already done%s", args.shard_index, args.num_shards,
+                len(mine), len(questions), len(mine) - len(todo),
+                f" (cut a {writer.truncated_bytes}-byte unfinished line)" if writer.truncated_bytes else "")
+
+    # Model: any generation backend; the search only needs samples and token log-probs.
+    tokenizer = get_tokenizer(args.tokenizer_name_or_path, args.model_name_or_path)
+    generator = build_generator(args.backend, args.model_name_or_path, tokenizer, **(args.backend_kwargs or {}))
+    stop_ids = stop_token_ids(tokenizer)
+    params = SamplingParams(temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
+                            stop_token_ids=stop_ids)
+    sampler = PTSSampler(generator, params)
+
+    with writer, generator:
+        progress = tqdm(todo, desc=f"PTS shard {args.shard_index}", unit="question")
+        for question in progress:
+            oracle = ResponseOracle(tokenizer, question, args.oracle_options)
+            query = query_ids(tokenizer, question, args.system_prompt)
+            record = search_question(question.id, query, sampler, oracle, args, stop_ids)
+            writer.append(record)
+            progress.set_postfix(status=record["status"], pivots=sum(len(s["result"]["pivots"])
+                                                                     for s in record["responses"]))
+
+    # Export everything in output_dir (all shards found), plots, manifest.
+    summary = export_pairs(output_dir, tokenizer)
+    records = read_all_records(output_dir)
+    plots = plot_records(records, tokenizer, output_dir / "plots", args.plot_max) if args.plot_max else []
+    summary.update(questions_this_run=len(todo), wall_seconds=round(time.perf_counter() - started, 1),
+                   plots=len(plots))
+    logger.info("PTS summary: %s", summary)
+    manifest_dir = output_dir if args.num_shards == 1 else output_dir / "manifests" / writer.path.stem
+    write_manifest(manifest_dir, stage="pts", recipe_path=args.recipe_path,
+                   configs={"script_args": args, "pts_config": args.pts_config(args.seed)}, seed=args.seed,
+                   inputs=[fingerprint(args.dataset_name, dataset)], extra={"summary": summary})
+    return summary
+
+
+if __name__ == "__main__":
+    main(parse_pts_recipe())
