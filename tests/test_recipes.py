@@ -111,3 +111,31 @@ def test_cli_overrides_recipe_and_config_flag_works(monkeypatch):
     assert positional.learning_rate == flagged.learning_rate == 1e-5
     _, plain, _ = parse_recipe(SFTConfig, ["recipes/tiny/sft.yaml"])
     assert plain.learning_rate == _load(RECIPES / "tiny" / "sft.yaml")["learning_rate"]
+
+
+def _parse_any(path: Path):
+    """Parse a recipe with the parser of the script that runs it."""
+    from phi4_recipes.curate.config import load_config
+    from phi4_recipes.evaluation.recipe import parse_eval_recipe
+    from phi4_recipes.pts.recipe import parse_pts_recipe
+
+    raw, rel = _load(path), str(path.relative_to(REPO))
+    if "accelerate_configs" in path.parts:
+        return load_config_from_file(rel)
+    if set(raw) == {"phases"}:
+        return load_mixture(rel)
+    if raw.get("stage") in STAGES:
+        return parse_recipe(_stage_config(raw["stage"]), [rel, "--bf16", "false", "--fp16", "false"])
+    if "curate" in path.parts:
+        return load_config(rel)
+    if "benchmarks" in raw:
+        return parse_eval_recipe([rel, "--model", "outputs/tiny/sft"])  # the model is always given at run time
+    if "p_gap" in raw:
+        return parse_pts_recipe([rel])
+    raise AssertionError(f"{rel}: no script claims this recipe")
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES.rglob("*.yaml")), ids=lambda p: str(p.relative_to(RECIPES)))
+def test_every_recipe_file_parses_with_its_script(recipe, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert _parse_any(recipe) is not None
