@@ -16,7 +16,7 @@ from trl import DPOConfig, DPOTrainer, get_peft_config
 
 from phi4_recipes.configs import parse_recipe
 from phi4_recipes.data.preference import ID_COLUMNS, prepare_preference_pairs
-from phi4_recipes.data.sources import fingerprint, load_source
+from phi4_recipes.data.sources import fingerprint, load_train_split
 from phi4_recipes.model_utils import get_model, get_tokenizer, is_preset
 from phi4_recipes.training import finish, resolve_resume, setup_logging, take_over_hub_push
 
@@ -38,11 +38,7 @@ def main(script_args, training_args, model_args):
     resume = resolve_resume(training_args)
     push = take_over_hub_push(training_args)
 
-    if not script_args.dataset_name:
-        raise ValueError("dataset_name is required: a local jsonl/parquet file or folder, or a Hub dataset id")
-    raw = load_source(script_args.dataset_name, script_args.dataset_train_split, script_args.dataset_config)
-    if script_args.dataset_max_rows is not None:
-        raw = raw.select(range(min(script_args.dataset_max_rows, len(raw))))
+    raw = load_train_split(script_args)
     inputs = [fingerprint(script_args.dataset_name, raw)]
     tokenizer = get_tokenizer(script_args.tokenizer_name_or_path, model_args.model_name_or_path)
     pairs = prepare_preference_pairs(raw, tokenizer, training_args.max_length, script_args.dataset_name)

@@ -16,6 +16,7 @@ from trl import SFTConfig, SFTTrainer, get_peft_config
 
 from phi4_recipes.configs import parse_recipe
 from phi4_recipes.data.mixture import MixtureBuilder, load_mixture
+from phi4_recipes.data.sources import first_rows
 from phi4_recipes.model_utils import get_model, get_tokenizer
 from phi4_recipes.training import finish, resolve_resume, setup_logging, take_over_hub_push
 
@@ -34,9 +35,8 @@ def main(script_args, training_args, model_args):
     builder = MixtureBuilder(load_mixture(script_args.dataset_mixture), tokenizer, seed=training_args.seed)
     plan = builder.plan(script_args.mixture_phase)
     logger.info("\n%s", plan.table())
-    dataset = builder.build(script_args.mixture_phase).select_columns(["text"])
-    if script_args.dataset_max_rows is not None:
-        dataset = dataset.select(range(min(script_args.dataset_max_rows, len(dataset))))
+    dataset = first_rows(builder.build(script_args.mixture_phase).select_columns(["text"]),
+                         script_args.dataset_max_rows)
 
     model = get_model(
         model_args,

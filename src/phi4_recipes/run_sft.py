@@ -12,7 +12,7 @@ from transformers import set_seed
 from trl import SFTConfig, SFTTrainer, get_peft_config
 
 from phi4_recipes.configs import parse_recipe
-from phi4_recipes.data.sources import fingerprint, load_source, require_columns
+from phi4_recipes.data.sources import fingerprint, load_train_split, require_columns
 from phi4_recipes.model_utils import get_model, get_tokenizer
 from phi4_recipes.training import finish, resolve_resume, setup_logging, take_over_hub_push
 
@@ -25,12 +25,8 @@ def main(script_args, training_args, model_args):
     resume = resolve_resume(training_args)
     push = take_over_hub_push(training_args)
 
-    if not script_args.dataset_name:
-        raise ValueError("dataset_name is required: a local jsonl/parquet file or folder, or a Hub dataset id")
-    dataset = load_source(script_args.dataset_name, script_args.dataset_train_split, script_args.dataset_config)
+    dataset = load_train_split(script_args)
     require_columns(dataset, ["messages"], script_args.dataset_name)
-    if script_args.dataset_max_rows is not None:
-        dataset = dataset.select(range(min(script_args.dataset_max_rows, len(dataset))))
     dataset = dataset.select_columns(["messages"])
     inputs = [fingerprint(script_args.dataset_name, dataset)]
 

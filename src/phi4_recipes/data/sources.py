@@ -59,3 +59,16 @@ def fingerprint(path_or_id: str, dataset: Dataset) -> dict:
             digest.update(file.read_bytes())
         entry["sha256"] = digest.hexdigest()
     return entry
+
+
+def first_rows(dataset: Dataset, max_rows: int | None) -> Dataset:
+    """The first `max_rows` rows (all of them when None): quick runs and tests."""
+    return dataset if max_rows is None else dataset.select(range(min(max_rows, len(dataset))))
+
+
+def load_train_split(script_args) -> Dataset:
+    """A recipe's training data: `dataset_name` (+ `dataset_config`, `dataset_train_split`), `dataset_max_rows`."""
+    if not script_args.dataset_name:
+        raise ValueError("dataset_name is required: a local jsonl/parquet file or folder, or a Hub dataset id")
+    dataset = load_source(script_args.dataset_name, script_args.dataset_train_split, script_args.dataset_config)
+    return first_rows(dataset, script_args.dataset_max_rows)
