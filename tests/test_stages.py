@@ -106,10 +106,13 @@ def test_kill_and_resume_continues_with_same_data_order(chain, tmp_path):
 
 
 def test_two_process_cpu_run_trains_and_saves(chain, tmp_path):
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "src/phi4_recipes/run_sft.py"),
-           "recipes/tiny/sft.yaml", "--model_name_or_path", str(chain / "pretrain"), "--output_dir", str(tmp_path),
-           "--max_steps", "3", "--logging_steps", "1", "--per_device_train_batch_size", "4"]
+    # accelerate 1.15 runs `--cpu --num_processes 2` as ONE process unless an MPI hostfile is given; its
+    # torchrun launcher (`--multi_gpu`) with the Trainer on the CPU (`use_cpu`) gives two gloo ranks.
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           str(REPO / "src/phi4_recipes/run_sft.py"), "recipes/tiny/sft.yaml", "--model_name_or_path",
+           str(chain / "pretrain"), "--output_dir", str(tmp_path), "--max_steps", "3", "--logging_steps", "1",
+           "--per_device_train_batch_size", "4", "--use_cpu", "true"]
     proc = subprocess.run(cmd, cwd=REPO, env=script_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
