@@ -9,7 +9,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from phi4_recipes.curate.config import load_config, parse_overrides
+from phi4_recipes.configs import split_cli_overrides
+from phi4_recipes.curate.config import load_config
 from phi4_recipes.curate.pipeline import build_executors
 from phi4_recipes.curate.steps import OUTPUT_COLUMNS
 from phi4_recipes.run_curate import parse_args
@@ -53,7 +54,7 @@ def test_cli_arguments():
         "r.yaml", {"tasks": 4, "languages": ["en", "fr"]})
     assert parse_args(["--config", "r.yaml", "--extract-timeout-s=null"]) == ("r.yaml", {"extract_timeout_s": None})
     with pytest.raises(ValueError):
-        parse_overrides(["--tasks"])
+        split_cli_overrides(["r.yaml", "--tasks"])
 
 
 def _stats(out: Path, stage: str) -> dict:

@@ -76,6 +76,32 @@ def normalise_argv(argv: list[str]) -> list[str]:
     return list(argv)
 
 
+def split_cli_overrides(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
+    """`[recipe.yaml | --config recipe.yaml] [--k v | --k=v ...]` -> (recipe path, {k: v}).
+
+    For the scripts that parse plain dataclasses rather than TRL's (eval, curate); values are read as YAML
+    scalars or lists, so `--tasks 4` is an int and `--languages "[en, fr]"` a list.
+    """
+    argv = normalise_argv(argv)
+    config_path, overrides, i = None, {}, 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--"):
+            raise RecipeError(f"command line: expected --key value, got '{arg}'")
+        key, has_value, value = arg[2:].partition("=")
+        if not has_value:
+            if i + 1 >= len(argv):
+                raise RecipeError(f"command line: --{key} needs a value")
+            value, i = argv[i + 1], i + 1
+        i += 1
+        key = key.replace("-", "_")
+        if key == "config":
+            config_path = value
+        else:
+            overrides[key] = yaml.safe_load(value)
+    return config_path, overrides
+
+
 def load_recipe_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -127,4 +153,5 @@ __all__ = [
     "check_recipe_keys",
     "load_recipe_yaml",
     "parse_recipe",
+    "split_cli_overrides",
 ]

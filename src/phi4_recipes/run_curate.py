@@ -16,7 +16,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make `phi4_recipes` importable from src/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from phi4_recipes.curate.config import CurateConfig, load_config, parse_overrides  # noqa: E402
+from phi4_recipes.configs import split_cli_overrides  # noqa: E402
+from phi4_recipes.curate.config import CurateConfig, load_config  # noqa: E402
 from phi4_recipes.curate.pipeline import run_curation  # noqa: E402
 
 logger = logging.getLogger("run_curate")
@@ -24,13 +25,10 @@ logger = logging.getLogger("run_curate")
 
 def parse_args(argv: list[str]) -> tuple[str, dict]:
     """Recipe path (positional or --config) and the remaining `--key value` overrides."""
-    if argv and not argv[0].startswith("--"):
-        return argv[0], parse_overrides(argv[1:])
-    if len(argv) >= 2 and argv[0] == "--config":
-        return argv[1], parse_overrides(argv[2:])
-    if argv and argv[0].startswith("--config="):
-        return argv[0].split("=", 1)[1], parse_overrides(argv[1:])
-    raise SystemExit("usage: run_curate.py RECIPE.yaml [--key value ...]  (or --config RECIPE.yaml)")
+    recipe, overrides = split_cli_overrides(argv)
+    if recipe is None:
+        raise SystemExit("usage: run_curate.py RECIPE.yaml [--key value ...]  (or --config RECIPE.yaml)")
+    return recipe, overrides
 
 
 def main(config: CurateConfig) -> dict:

@@ -116,22 +116,3 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Cu
         return CurateConfig(**values)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{path}: {err}") from err
-
-
-def parse_overrides(argv: list[str]) -> dict[str, Any]:
-    """`--key value` pairs (values parsed as YAML scalars/lists) to a dict; `--key=value` also works."""
-    overrides: dict[str, Any] = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if not arg.startswith("--"):
-            raise ValueError(f"unexpected argument {arg!r}; use --key value")
-        key, eq, value = arg[2:].partition("=")
-        if not eq:
-            if i + 1 >= len(argv):
-                raise ValueError(f"--{key} needs a value")
-            value = argv[i + 1]
-            i += 1
-        overrides[key.replace("-", "_")] = yaml.safe_load(value)
-        i += 1
-    return overrides

@@ -13,12 +13,13 @@ Typical use:
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..data.jsonl import read_jsonl
 
 WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -168,17 +169,10 @@ def load_eval_texts(path: str | Path, fields: Sequence[str] = ("question", "prom
     """
     path = Path(path)
     texts, ids = [], []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({err})") from err
-            text = next((row[key] for key in fields if isinstance(row, dict) and isinstance(row.get(key), str)), None)
-            if text is None:
-                raise ValueError(f"{path}:{line_number}: no text field; expected one of {list(fields)}")
-            texts.append(text)
-            ids.append(f"{path.stem}/{row.get('id', line_number)}")
+    for line_number, row in read_jsonl(path):
+        text = next((row[key] for key in fields if isinstance(row, dict) and isinstance(row.get(key), str)), None)
+        if text is None:
+            raise ValueError(f"{path}:{line_number}: no text field; expected one of {list(fields)}")
+        texts.append(text)
+        ids.append(f"{path.stem}/{row.get('id', line_number)}")
     return texts, ids

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from datasketch import MinHash
 
+from ..data.jsonl import read_jsonl
+
 WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -147,14 +149,7 @@ def read_signature_folder(folder: str | Path) -> list[dict]:
     """Every signature record under `folder` (`*.jsonl`, one file per task)."""
     records = []
     for path in sorted(Path(folder).glob("*.jsonl")):
-        with open(path, encoding="utf-8") as handle:
-            for line_number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{line_number}: not a JSON signature record ({err})") from err
+        records.extend(row for _, row in read_jsonl(path))
     return records
 
 

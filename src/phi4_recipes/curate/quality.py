@@ -21,6 +21,8 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_fscore_support
 
+from ..data.jsonl import read_jsonl
+
 BUILTIN_LABELS = Path(__file__).parent / "data" / "quality_labels.jsonl"
 MODEL_FORMAT_VERSION = 1
 
@@ -43,25 +45,18 @@ def load_labeled_jsonl(path: str | Path) -> list[LabeledText]:
     """
     path = Path(path)
     out = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({err})") from err
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise ValueError(f"{path}:{line_number}: key 'text' missing or not a string")
-            label = row.get("label")
-            if isinstance(label, bool):
-                label = int(label)
-            if label not in (0, 1):
-                raise ValueError(f"{path}:{line_number}: key 'label' must be 0 or 1, got {label!r}")
-            split = row.get("split")
-            if split is not None and split not in ("train", "test"):
-                raise ValueError(f"{path}:{line_number}: key 'split' must be 'train' or 'test', got {split!r}")
-            out.append(LabeledText(row["text"], label, split, str(row["id"]) if "id" in row else None))
+    for line_number, row in read_jsonl(path):
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise ValueError(f"{path}:{line_number}: key 'text' missing or not a string")
+        label = row.get("label")
+        if isinstance(label, bool):
+            label = int(label)
+        if label not in (0, 1):
+            raise ValueError(f"{path}:{line_number}: key 'label' must be 0 or 1, got {label!r}")
+        split = row.get("split")
+        if split is not None and split not in ("train", "test"):
+            raise ValueError(f"{path}:{line_number}: key 'split' must be 'train' or 'test', got {split!r}")
+        out.append(LabeledText(row["text"], label, split, str(row["id"]) if "id" in row else None))
     if not out:
         raise ValueError(f"{path}: no labelled rows")
     return out

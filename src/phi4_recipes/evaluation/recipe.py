@@ -14,9 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from phi4_recipes.configs import RecipeError, load_recipe_yaml, normalise_argv
+from phi4_recipes.configs import RecipeError, load_recipe_yaml, split_cli_overrides
 
 BACKENDS = ("hf", "vllm")
 
@@ -90,30 +88,9 @@ def _check_value(key: str, value: Any, source: str) -> None:
         raise RecipeError(f"{source}: key '{key}' expects {annotation}, got {value!r}")
 
 
-def _split_overrides(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
-    """`--config f.yaml --k v --k2=v2` -> (f.yaml, {k: v, k2: v2}); values are read as YAML scalars/lists."""
-    config_path, overrides, i = None, {}, 0
-    while i < len(argv):
-        arg = argv[i]
-        if not arg.startswith("--"):
-            raise RecipeError(f"command line: expected --key value, got '{arg}'")
-        key, has_value, value = arg[2:].partition("=")
-        if not has_value:
-            if i + 1 >= len(argv):
-                raise RecipeError(f"command line: --{key} needs a value")
-            value, i = argv[i + 1], i + 1
-        i += 1
-        key = key.replace("-", "_")
-        if key == "config":
-            config_path = value
-        else:
-            overrides[key] = yaml.safe_load(value)
-    return config_path, overrides
-
-
 def parse_eval_recipe(argv: list[str]) -> EvalRecipe:
     """Read `[recipe.yaml | --config recipe.yaml] [--key value ...]`; command-line values win."""
-    config_path, overrides = _split_overrides(normalise_argv(argv))
+    config_path, overrides = split_cli_overrides(argv)
     values: dict[str, Any] = {}
     if config_path is not None:
         for key, value in load_recipe_yaml(config_path).items():
