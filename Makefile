@@ -16,7 +16,7 @@ export HF_DATASETS_OFFLINE := 1
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
 		$(PIP) install -e ".[$(EXTRAS),gpu]"; \
 	else \
-		$(PIP) install "torch==2.13.0" && $(PIP) install -e ".[$(EXTRAS)]"; \
+		$(PIP) install "torch==2.13.0" && $(PIP) install -e ".[$(EXTRAS)]" "torch==2.13.0"; \
 	fi
 	@touch $@
 
