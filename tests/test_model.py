@@ -39,8 +39,9 @@ def test_unknown_preset_lists_known_ones():
 
 
 def test_sliding_window_is_refused():
-    with pytest.raises(ValueError, match="sliding_window"):
+    with pytest.raises(ValueError, match="sliding_window=64"):
         tiny_config(sliding_window=64)
+    assert tiny_config(sliding_window=128).sliding_window == 128  # as long as the context: full attention
 
 
 def _twin_phi3(model: Phi4ForCausalLM) -> Phi3ForCausalLM:
@@ -115,3 +116,30 @@ def test_gradient_checkpointing_trains():
         losses.append(loss.item())
     assert model.model.gradient_checkpointing
     assert losses[-1] < 0.6 * losses[0]
+
+
+def test_released_phi4_config_format_loads_unchanged(tmp_path):
+    """microsoft/phi-4 ships a transformers-4.x config (rope_theta, rope_scaling, attention_bias, auto_map);
+    a folder in that format, scaled down (token ids inside the small vocabulary), loads into Phi4ForCausalLM
+    with the same logits."""
+    torch.manual_seed(0)
+    model = Phi4ForCausalLM(tiny_config()).eval()
+    model.save_pretrained(tmp_path)
+    legacy = {
+        "_name_or_path": "microsoft/phi-4", "architectures": ["Phi3ForCausalLM"], "model_type": "phi3",
+        "attention_bias": False, "attention_dropout": 0.0, "auto_map": {}, "bos_token_id": 0,
+        "embd_pdrop": 0.0, "eos_token_id": 0, "hidden_act": "silu", "hidden_size": 64,
+        "initializer_range": 0.02, "intermediate_size": 128, "max_position_embeddings": 128,
+        "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 2,
+        "original_max_position_embeddings": 128, "pad_token_id": 8, "resid_pdrop": 0.0,
+        "rms_norm_eps": 1e-05, "rope_scaling": None, "rope_theta": 250000, "sliding_window": None,
+        "tie_word_embeddings": False, "torch_dtype": "bfloat16", "transformers_version": "4.47.0",
+        "use_cache": True, "vocab_size": 300,
+    }
+    (tmp_path / "config.json").write_text(json.dumps(legacy))
+    loaded = Phi4ForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    assert loaded.config.rope_theta == 250000 and loaded.config.use_liger
+    twin = Phi4ForCausalLM(tiny_config(rope_theta=250000)).eval()
+    twin.load_state_dict(model.state_dict())
+    ids = torch.randint(0, 300, (1, 12))
+    torch.testing.assert_close(loaded(ids).logits, twin(ids).logits, atol=1e-5, rtol=0)

@@ -27,8 +27,10 @@ class Phi4Config(Phi3Config):
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
         # Phi-4 attends over the full context; Phi-3's long-rope and sliding window are not part of it.
-        if self.sliding_window is not None:
-            raise ValueError(f"Phi4Config: sliding_window must be None (full attention), got {self.sliding_window}")
+        # A window at least as long as the context is full attention (some Phi-3-family configs carry one).
+        if self.sliding_window is not None and self.sliding_window < self.max_position_embeddings:
+            raise ValueError(f"Phi4Config: Phi-4 uses full attention, but sliding_window={self.sliding_window} "
+                             f"< max_position_embeddings={self.max_position_embeddings}")
         rope_type = self.rope_parameters.get("rope_type", "default")
         if rope_type != "default":
             raise ValueError(f"Phi4Config: only the default RoPE is used by Phi-4, got rope_type={rope_type!r}")
