@@ -35,6 +35,14 @@ class Phi4Config(Phi3Config):
         if rope_type != "default":
             raise ValueError(f"Phi4Config: only the default RoPE is used by Phi-4, got rope_type={rope_type!r}")
 
+    def to_dict(self) -> dict:
+        """Serialise as the Phi-3 architecture, whatever path writes config.json (save_pretrained, push_to_hub,
+        a Trainer checkpoint), so plain transformers and vLLM load our checkpoints without remote code."""
+        output = super().to_dict()
+        if output.get("architectures"):
+            output["architectures"] = [name.replace("Phi4", "Phi3") for name in output["architectures"]]
+        return output
+
     @property
     def rope_theta(self) -> float:
         return self.rope_parameters["rope_theta"]

@@ -12,8 +12,6 @@ without materialising the B x T x V logits); everywhere else the same modules ru
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 
 import torch
@@ -208,18 +206,6 @@ class Phi4PreTrainedModel(PreTrainedModel):
         # from_pretrained builds on the meta device; the non-persistent RoPE table must be recomputed.
         if isinstance(module, Phi4RotaryEmbedding):
             init.copy_(module.inv_freq, module.inverse_frequencies(self.config))
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save as a plain Phi-3 checkpoint so transformers' Auto classes and vLLM load it without remote code."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        config_path = os.path.join(save_directory, "config.json")
-        if os.path.isfile(config_path):
-            with open(config_path, encoding="utf-8") as f:
-                saved = json.load(f)
-            saved["architectures"] = [self.__class__.__name__.replace("Phi4", "Phi3")]
-            with open(config_path, "w", encoding="utf-8") as f:
-                json.dump(saved, f, indent=2, sort_keys=True)
-                f.write("\n")
 
 
 class Phi4Model(Phi4PreTrainedModel):
