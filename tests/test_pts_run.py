@@ -280,6 +280,11 @@ def test_run_dpo_trains_on_the_exported_pairs(full_run, small_model, tmp_path):
 def test_every_search_knob_is_a_recipe_key():
     recipe_keys = {f for f in PTSScriptArguments.__dataclass_fields__}
     assert set(PTSConfig.__dataclass_fields__) - {"seed"} <= recipe_keys
+    # The recipe mirrors PTSConfig's knobs (TrlParser needs flat fields); its defaults must not drift.
+    drifted = {name: (f.default, PTSScriptArguments.__dataclass_fields__[name].default)
+               for name, f in PTSConfig.__dataclass_fields__.items()
+               if name != "seed" and PTSScriptArguments.__dataclass_fields__[name].default != f.default}
+    assert drifted == {}
     args = parse_pts_recipe(["recipes/tiny/pts.yaml", "--p_gap", "0.3", "--confirm", "false"])
     config = args.pts_config(seed=7)
     assert (config.p_gap, config.confirm, config.seed) == (0.3, False, 7)
