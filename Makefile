@@ -7,12 +7,14 @@ export PYTHONHASHSEED := 0
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
+# The stamp is per interpreter prefix, so switching virtualenvs installs into the new one.
+STAMP := .installed-$(shell $(PYTHON) -c "import hashlib, sys; print(hashlib.sha1(sys.prefix.encode()).hexdigest()[:10])")
 
 .PHONY: install test test-fast lint tiny clean
 
 # Reinstall only when the package metadata changes. Without CUDA the CPU wheel of torch goes in first,
 # so that no dependency pulls the multi-GB CUDA build.
-.installed: setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
 		$(PIP) install -e ".[$(EXTRAS),gpu]"; \
 	else \
@@ -20,19 +22,19 @@ export HF_DATASETS_OFFLINE := 1
 	fi
 	@touch $@
 
-install: .installed
+install: $(STAMP)
 
-test: .installed
+test: $(STAMP)
 	$(PYTHON) -m pytest -q tests
 
-test-fast: .installed
+test-fast: $(STAMP)
 	$(PYTHON) -m pytest -q -m "not slow" tests
 
-lint: .installed
+lint: $(STAMP)
 	$(PYTHON) -m ruff check src tests bench eval
 
-tiny: .installed
-	bash scripts/tiny_pipeline.sh $(OUT)
+tiny: $(STAMP)
+	PYTHON="$(PYTHON)" bash scripts/tiny_pipeline.sh $(OUT)
 
 clean:
-	rm -rf $(OUT) .installed
+	rm -rf $(OUT) .installed*

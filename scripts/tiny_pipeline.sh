@@ -1,38 +1,41 @@
 #!/usr/bin/env bash
-# The whole Phi-4 recipe at tiny scale on the built-in data, on a CPU: pretrain -> midtrain -> SFT ->
+# The whole Phi-4 recipe at tiny scale on the built-in data, on a CPU: curation -> pretrain -> midtrain -> SFT ->
 # Pivotal Token Search -> DPO on PTS pairs -> DPO on full-response pairs -> evaluation of every
 # post-training stage -> leaderboard. Each stage reads the folder the previous one wrote under
 # outputs/tiny (where recipes/tiny/ point).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=outputs/tiny
+PYTHON=${PYTHON:-python}
 export PYTHONHASHSEED=0 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 step() { echo; echo "=== $* ==="; }
 t0=$(date +%s)
 
+step "0/8 curation: the built-in web pages -> text, language, quality, decontamination, dedup"
+"$PYTHON" src/phi4_recipes/run_curate.py recipes/curate/tiny.yaml --output_dir "$OUT/curate"
 step "1/8 pretraining: tiny preset from scratch on the token-budgeted mixture"
-python src/phi4_recipes/run_pretrain.py recipes/tiny/pretrain.yaml
+"$PYTHON" src/phi4_recipes/run_pretrain.py recipes/tiny/pretrain.yaml
 step "2/8 midtraining: 4x context, RoPE base 250,000, 30% long + 70% recall"
-python src/phi4_recipes/run_pretrain.py recipes/tiny/midtrain.yaml
+"$PYTHON" src/phi4_recipes/run_pretrain.py recipes/tiny/midtrain.yaml
 step "3/8 SFT: ChatML arithmetic, assistant-only loss"
-python src/phi4_recipes/run_sft.py recipes/tiny/sft.yaml
+"$PYTHON" src/phi4_recipes/run_sft.py recipes/tiny/sft.yaml
 step "4/8 Pivotal Token Search on the SFT model"
-python src/phi4_recipes/run_pts.py recipes/tiny/pts.yaml
+"$PYTHON" src/phi4_recipes/run_pts.py recipes/tiny/pts.yaml
 step "5/8 DPO round 1 on the PTS pairs (exact single-token ids)"
-python src/phi4_recipes/run_dpo.py recipes/tiny/dpo_pts.yaml
+"$PYTHON" src/phi4_recipes/run_dpo.py recipes/tiny/dpo_pts.yaml
 step "6/8 DPO round 2 on full-response pairs"
-python src/phi4_recipes/run_dpo.py recipes/tiny/dpo_judge.yaml
+"$PYTHON" src/phi4_recipes/run_dpo.py recipes/tiny/dpo_judge.yaml
 step "7/8 evaluation with lm-eval (chat template, offline tiny tasks)"
 for stage in midtrain sft dpo_pts dpo_judge; do
-    python src/phi4_recipes/run_eval.py recipes/tiny/eval.yaml --model "$OUT/$stage"
-    python -m phi4_recipes.hub "$OUT/$stage" >/dev/null   # model card now lists the scores
+    "$PYTHON" src/phi4_recipes/run_eval.py recipes/tiny/eval.yaml --model "$OUT/$stage"
+    "$PYTHON" -m phi4_recipes.hub "$OUT/$stage" >/dev/null   # model card now lists the scores
 done
 step "8/8 leaderboard across stages"
-python eval/leaderboard.py "$OUT"/{midtrain,sft,dpo_pts,dpo_judge}/eval/eval.json \
+"$PYTHON" eval/leaderboard.py "$OUT"/{midtrain,sft,dpo_pts,dpo_judge}/eval/eval.json \
     --labels base,sft,dpo_pts,dpo_judge --out-dir "$OUT/leaderboard"
 cat "$OUT/leaderboard/leaderboard.md"
 
-question=$(python -c "import json; print(json.loads(open('data/tiny/arithmetic_test.jsonl').readline())['question'])")
+question=$("$PYTHON" -c "import json; print(json.loads(open('data/tiny/arithmetic_test.jsonl').readline())['question'])")
 echo; echo "Q: $question"
-echo "A: $(python -m phi4_recipes.chat "$OUT/dpo_judge" "$question")"
+echo "A: $("$PYTHON" -m phi4_recipes.chat "$OUT/dpo_judge" "$question")"
 echo; echo "tiny pipeline done in $(( $(date +%s) - t0 )) s; checkpoints, pairs, plots and leaderboard under $OUT/"
