@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from phi4_recipes.data.mixture import MixtureBuilder, MixtureError, load_mixture
-from phi4_recipes.model_utils import tiny_tokenizer
+from phi4_recipes.model_loading import tiny_tokenizer
 
 
 def _write_jsonl(path, texts):

@@ -5,7 +5,7 @@ from trl import DPOConfig
 
 from phi4_recipes.data.preference import prepare_preference_pairs
 from phi4_recipes.model import Phi4Config, Phi4ForCausalLM
-from phi4_recipes.model_utils import configure_generation, tiny_tokenizer
+from phi4_recipes.model_loading import configure_generation, tiny_tokenizer
 from phi4_recipes.run_dpo import TokenExactDPOTrainer
 
 

@@ -23,7 +23,7 @@ from datasets import Dataset
 
 from phi4_recipes.configs import RecipeError
 from phi4_recipes.model import Phi4Config, Phi4ForCausalLM
-from phi4_recipes.model_utils import configure_generation
+from phi4_recipes.model_loading import configure_generation
 from phi4_recipes.pts import PTSConfig, PTSResult
 from phi4_recipes.pts import export as pts_export
 from phi4_recipes.pts.questions import Question, ResponseOracle, query_ids, read_questions

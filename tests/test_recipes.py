@@ -6,9 +6,17 @@ import pytest
 import yaml
 from accelerate.commands.config.config_args import load_config_from_file
 
-from phi4_recipes.configs import STAGES, DPOConfig, RecipeError, SFTConfig, parse_recipe
+from phi4_recipes.configs import (
+    STAGES,
+    DPOConfig,
+    ModelConfig,
+    RecipeError,
+    ScriptArguments,
+    SFTConfig,
+    parse_recipe,
+)
 from phi4_recipes.data.mixture import load_mixture
-from phi4_recipes.model_utils import is_preset
+from phi4_recipes.model_loading import is_preset
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
@@ -24,6 +32,10 @@ def training_recipes() -> list[Path]:
 
 def _stage_config(stage: str):
     return DPOConfig if stage.startswith("dpo") else SFTConfig
+
+
+def parse_training(stage_config, argv):
+    return parse_recipe(ScriptArguments, stage_config, ModelConfig, argv=argv)
 
 
 def _produced_outputs() -> set[str]:
@@ -42,7 +54,7 @@ def test_recipe_parses_and_its_paths_exist(recipe, monkeypatch):
     stage = _load(recipe)["stage"]
     # Full-scale recipes ask for bf16/fp16, which TrainingArguments refuses on a CPU; parse them as they are
     # otherwise.
-    script_args, training_args, model_args = parse_recipe(
+    script_args, training_args, model_args = parse_training(
         _stage_config(stage), [str(recipe.relative_to(REPO)), "--bf16", "false", "--fp16", "false"]
     )
     assert script_args.stage == stage
@@ -101,15 +113,15 @@ def test_misspelt_key_fails_naming_key_and_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text((RECIPES / "tiny" / "sft.yaml").read_text().replace("learning_rate", "learnig_rate"))
     with pytest.raises(RecipeError, match=r"bad\.yaml: unknown key 'learnig_rate' \(did you mean 'learning_rate'\?\)"):
-        parse_recipe(SFTConfig, [str(bad)])
+        parse_training(SFTConfig, [str(bad)])
 
 
 def test_cli_overrides_recipe_and_config_flag_works(monkeypatch):
     monkeypatch.chdir(REPO)
-    _, positional, _ = parse_recipe(SFTConfig, ["recipes/tiny/sft.yaml", "--learning_rate", "1e-5"])
-    _, flagged, _ = parse_recipe(SFTConfig, ["--config", "recipes/tiny/sft.yaml", "--learning_rate", "1e-5"])
+    _, positional, _ = parse_training(SFTConfig, ["recipes/tiny/sft.yaml", "--learning_rate", "1e-5"])
+    _, flagged, _ = parse_training(SFTConfig, ["--config", "recipes/tiny/sft.yaml", "--learning_rate", "1e-5"])
     assert positional.learning_rate == flagged.learning_rate == 1e-5
-    _, plain, _ = parse_recipe(SFTConfig, ["recipes/tiny/sft.yaml"])
+    _, plain, _ = parse_training(SFTConfig, ["recipes/tiny/sft.yaml"])
     assert plain.learning_rate == _load(RECIPES / "tiny" / "sft.yaml")["learning_rate"]
 
 
@@ -125,7 +137,7 @@ def _parse_any(path: Path):
     if set(raw) == {"phases"}:
         return load_mixture(rel)
     if raw.get("stage") in STAGES:
-        return parse_recipe(_stage_config(raw["stage"]), [rel, "--bf16", "false", "--fp16", "false"])
+        return parse_training(_stage_config(raw["stage"]), [rel, "--bf16", "false", "--fp16", "false"])
     if "curate" in path.parts:
         return load_config(rel)
     if "benchmarks" in raw:

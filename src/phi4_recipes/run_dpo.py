@@ -14,10 +14,10 @@ import logging
 from transformers import set_seed
 from trl import DPOConfig, DPOTrainer, get_peft_config
 
-from phi4_recipes.configs import parse_recipe
+from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
 from phi4_recipes.data.preference import ID_COLUMNS, prepare_preference_pairs
 from phi4_recipes.data.sources import fingerprint, load_train_split
-from phi4_recipes.model_utils import get_model, get_tokenizer, is_preset
+from phi4_recipes.model_loading import get_model, get_tokenizer, is_preset
 from phi4_recipes.training import finish, resolve_resume, setup_logging, take_over_hub_push
 
 logger = logging.getLogger("phi4_recipes")
@@ -74,4 +74,4 @@ def main(script_args, training_args, model_args):
 
 
 if __name__ == "__main__":
-    main(*parse_recipe(DPOConfig))
+    main(*parse_recipe(ScriptArguments, DPOConfig, ModelConfig))

@@ -14,10 +14,10 @@ import logging
 from transformers import set_seed
 from trl import SFTConfig, SFTTrainer, get_peft_config
 
-from phi4_recipes.configs import parse_recipe
+from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
 from phi4_recipes.data.mixture import MixtureBuilder, load_mixture
 from phi4_recipes.data.sources import first_rows
-from phi4_recipes.model_utils import get_model, get_tokenizer
+from phi4_recipes.model_loading import get_model, get_tokenizer
 from phi4_recipes.training import finish, resolve_resume, setup_logging, take_over_hub_push
 
 logger = logging.getLogger("phi4_recipes")
@@ -64,4 +64,4 @@ def main(script_args, training_args, model_args):
 
 
 if __name__ == "__main__":
-    main(*parse_recipe(SFTConfig))
+    main(*parse_recipe(ScriptArguments, SFTConfig, ModelConfig))

@@ -21,7 +21,7 @@ from transformers import set_seed
 from phi4_recipes.data.sources import fingerprint, load_source
 from phi4_recipes.generation import PTSSampler, SamplingParams, build_generator
 from phi4_recipes.manifest import write_manifest
-from phi4_recipes.model_utils import get_tokenizer
+from phi4_recipes.model_loading import get_tokenizer
 from phi4_recipes.pts.export import export_pairs
 from phi4_recipes.pts.plot import plot_records
 from phi4_recipes.pts.question_search import search_question, stop_token_ids

@@ -13,7 +13,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from .hub import HubPushError, push_checkpoint, write_model_card
 from .manifest import read_manifest, write_manifest
-from .model_utils import configure_generation
+from .model_loading import configure_generation
 from .tokenizer import EOS_TOKEN
 
 logger = logging.getLogger("phi4_recipes")

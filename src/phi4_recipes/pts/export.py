@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     records = read_all_records(options.output_dir)
     if not records:
         raise SystemExit(f"{options.output_dir}: no shard-*-of-*.jsonl records to export")
-    from phi4_recipes.model_utils import get_tokenizer
+    from phi4_recipes.model_loading import get_tokenizer
 
     name = options.tokenizer or records[0]["tokenizer"]
     try:
