@@ -26,8 +26,10 @@ MATH_PLACEHOLDER = re.compile("( ?)([\ue000\ue002])(\\d+)[\ue001\ue003]( ?)")
 
 DROP_TAGS = (
     "script, style, noscript, template, iframe, object, embed, svg, canvas, video, audio, map, button, "
-    "input, select, textarea, nav, aside, footer, dialog, link, meta"
+    "input, select, textarea, dialog, link, meta"
 )
+# Page regions that are chrome unless an unclosed tag made them swallow the article (see `_holds_main_content`).
+CHROME_TAGS = "nav, aside, footer"
 DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "dialog", "alertdialog",
               "menu", "menubar", "toolbar"}
 # Matched against each class/id and against its '-'/'_' separated parts.
@@ -44,6 +46,8 @@ BOILERPLATE_EXACT = {"comments", "comment-respond", "comments-area", "comment-li
 BOILERPLATE_LINE = re.compile(
     r"^(©|copyright\b|all rights reserved|share (this|on)\b|follow us\b|sign up\b|subscribe\b|"
     r"accept (all )?cookies|we use cookies|read more\b|advertisement$|best viewed (in|with)\b)", re.IGNORECASE)
+# Elements that only wrap the article body itself; a block containing one is never dropped by its class name.
+MAIN_CONTENT_MARKERS = "main, [role=main], [itemprop=articleBody], .entry-content, .post-content, .article-body"
 CONTENT_ROOT_SELECTORS = ("main", "[role=main]", "#mw-content-text", "#content", "#main-content",
                           ".post-content", ".entry-content", ".article-body", ".article-content", "#main")
 BLOCK_TAGS = {
@@ -55,6 +59,8 @@ BLOCK_TAGS = {
 CODE_LANGUAGE = re.compile(r"(?:language|lang|highlight-source|highlight|brush:)[-\s]?([a-z][\w+#-]*)", re.I)
 TEX_DELIMITERS = re.compile(r"\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
 DISPLAYSTYLE = re.compile(r"^\{\\displaystyle\s*(.*)\}$", re.S)
+# Share of the page's readable text the posts must hold for the page to be rendered as a thread.
+THREAD_MIN_TEXT_SHARE = 0.4
 WHITESPACE = re.compile(r"[ \t\r\n\f\v\u00a0]+")
 
 
@@ -96,9 +102,7 @@ def html_to_text(html: str, url: str | None = None) -> str:
     # Thread metadata is read before boilerplate removal, which drops vote widgets and <meta> microdata.
     posts = find_thread_posts(body)
     _drop_boilerplate(body)
-    posts = [post for post in posts if _is_attached(post.body)]
-    if len(posts) < 2 and not any(post.role == "question" for post in posts):
-        posts = []
+    posts = _thread_posts_holding_the_page(posts, body)
     title = _page_title(body)
 
     blocks: list[str] = []
@@ -119,6 +123,15 @@ def html_to_text(html: str, url: str | None = None) -> str:
     return _finish(blocks, state)
 
 
+def _thread_posts_holding_the_page(posts: list, body: LexborNode) -> list:
+    """The posts, if they are what the page is about; [] when they are a widget beside an article."""
+    posts = [post for post in posts if _is_attached(post.body)]
+    if len(posts) < 2 and not any(post.role == "question" for post in posts):
+        return []
+    posts_plain = sum(_plain_text_length(post.element if post.element is not None else post.body) for post in posts)
+    return posts if posts_plain >= THREAD_MIN_TEXT_SHARE * _plain_text_length(body) else []
+
+
 def _page_title(body: LexborNode) -> str:
     heading = body.css_first("h1")
     if heading is not None:
@@ -126,15 +139,21 @@ def _page_title(body: LexborNode) -> str:
     return ""
 
 
-def _is_boilerplate(node: LexborNode) -> bool:
+def _has_chrome_role(node: LexborNode) -> bool:
+    return node.attributes.get("role") in DROP_ROLES
+
+
+def _is_hidden(node: LexborNode) -> bool:
     attrs = node.attributes
-    if not attrs:
-        return False
-    if attrs.get("role") in DROP_ROLES or "hidden" in attrs or attrs.get("aria-hidden") == "true":
+    if "hidden" in attrs or attrs.get("aria-hidden") == "true":
         return True
     style = (attrs.get("style") or "").replace(" ", "").lower()
-    if "display:none" in style or "visibility:hidden" in style:
-        return True
+    return "display:none" in style or "visibility:hidden" in style
+
+
+def _is_boilerplate(node: LexborNode) -> bool:
+    """A class or id says boilerplate ("cookie-banner", "share-buttons"); only a hint, see `_drop_boilerplate`."""
+    attrs = node.attributes
     names = f"{attrs.get('class') or ''} {attrs.get('id') or ''}".lower().split()
     for name in names:
         if name in BOILERPLATE_EXACT or name in BOILERPLATE_WORDS:
@@ -147,16 +166,36 @@ def _is_boilerplate(node: LexborNode) -> bool:
     return False
 
 
+def _plain_text_length(node: LexborNode) -> int:
+    """Characters of text outside links: what a reader reads rather than clicks."""
+    total = len(_collapse(node.text(deep=True)))
+    return total - sum(len(_collapse(link.text(deep=True))) for link in node.css("a"))
+
+
+def _holds_main_content(node: LexborNode, page_plain: int) -> bool:
+    # Class names are a weak signal: layout wrappers ("content-sidebar-wrap", "l-sidebar-fixed",
+    # "Page-ad-margins") and WordPress article classes ("tag-sponsor") carry the same words as real chrome.
+    # A block that holds most of the page's readable text, or the article itself, is content whatever its name.
+    if node.css_first(MAIN_CONTENT_MARKERS) is not None:
+        return True
+    return _plain_text_length(node) > 0.4 * page_plain
+
+
 def _drop_boilerplate(body: LexborNode) -> None:
     for node in body.css(DROP_TAGS):
         node.remove()
+    page_plain = _plain_text_length(body)
+    for node in body.css(CHROME_TAGS):
+        if _is_attached(node) and not _holds_main_content(node, page_plain):
+            node.remove()
     for node in body.css("header"):
-        if node.parent is not None and node.parent.tag == "body":
+        if node.parent is not None and node.parent.tag == "body" and not _holds_main_content(node, page_plain):
             node.remove()
     for node in body.css("[class], [id], [role], [style], [hidden], [aria-hidden]"):
-        if node.tag in ("html", "body", "main") or not _is_attached(node):
+        if node.tag in ("html", "body", "main") or node.attributes.get("role") == "main" or not _is_attached(node):
             continue
-        if _is_boilerplate(node):
+        if _is_hidden(node) or ((_has_chrome_role(node) or _is_boilerplate(node))
+                                and not _holds_main_content(node, page_plain)):
             node.remove()
 
 

@@ -7,6 +7,7 @@ Discourse, phpBB/vBulletin/XenForo-style boards and generic `data-post-id` posts
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from selectolax.lexbor import LexborNode
@@ -25,6 +26,8 @@ AUTHOR_SELECTORS = (".post-signature.owner .user-details [itemprop=name]", ".pos
 SCORE_SELECTORS = ("[itemprop=upvoteCount]", ".js-vote-count", ".vote-count-post", ".post-score", ".score",
                    ".votes")
 ACCEPTED_CLASSES = {"accepted-answer", "accepted", "is-accepted", "solution", "accepted-solution"}
+# Posts are blocks; headings, links and images with post classes are teasers and counters.
+POST_TAGS = {"div", "article", "section", "li", "td", "tr", "tbody", "table", "blockquote"}
 INTEGER = re.compile(r"[-+−]?\d[\d,]*")
 
 
@@ -37,29 +40,54 @@ class ThreadPost:
     author: str | None
     score: int | None
     accepted: bool
+    element: LexborNode | None = None  # the whole post (body plus author, date and signature lines)
+    signature: tuple[str, str] = ("", "")  # tag and first class: posts of one thread share it
 
 
 def find_thread_posts(root: LexborNode) -> list[ThreadPost]:
     """Return the thread's posts in page order, or [] when the page is not a thread.
 
+    Widgets also carry post markup (a `data-post-id` on a like counter, `class="answer"` on a tutorial box),
+    so a thread needs either a question with answers or repeated posts: two or more block elements of the
+    same tag and class. A candidate that contains answers or several posts is a wrapper (Stack Exchange's
+    Question microdata wraps its answers too): its posts are taken, and its own body is the question.
+
     Args:
-        root (LexborNode): the page body (after boilerplate removal).
+        root (LexborNode): the page body (before boilerplate removal, which drops vote widgets).
 
     Returns:
-        list[ThreadPost]: outermost post elements; a page needs a question or at least two posts.
+        list[ThreadPost]: the posts; the caller checks they hold the page's text.
     """
-    candidates = {node.mem_id: node for node in root.css(POST_SELECTOR)}
-    if not candidates:
+    candidates = [node for node in _in_page_order(root, root.css(POST_SELECTOR)) if node.tag in POST_TAGS]
+    # css_matches() also looks at descendants, so "is this node a question" is a membership test.
+    questions = {node.mem_id for node in root.css(QUESTION_SELECTOR)}
+    ids = {node.mem_id for node in candidates}
+    inner: dict[int, list[LexborNode]] = {node.mem_id: [] for node in candidates}
+    for node in candidates:
+        ancestor = _nearest_ancestor_in(node, ids)
+        if ancestor is not None:
+            inner[ancestor.mem_id].append(node)
+    wrappers = {mem_id for mem_id, children in inner.items()
+                if len(children) >= 2 or any(_role(child, questions) == "answer" for child in children)}
+    posts: list[ThreadPost] = []
+    for node in candidates:
+        ancestor = _nearest_ancestor_in(node, ids)
+        if ancestor is not None and ancestor.mem_id not in wrappers:
+            continue  # a quote or widget inside a post belongs to that post
+        if node.mem_id not in wrappers:
+            posts.append(_read_post(node, questions))
+        elif node.mem_id in questions and not any(child.mem_id in questions for child in inner[node.mem_id]):
+            body = _own_body(node, {child.mem_id for child in inner[node.mem_id]})
+            if body is not None:
+                post = _read_post(node, questions)
+                post.body = post.element = body
+                posts.append(post)
+    if any(post.role == "question" for post in posts):
+        return posts
+    signatures = Counter(post.signature for post in posts)
+    if not signatures or signatures.most_common(1)[0][1] < 2:
         return []
-    # A node matching several selectors comes back several times and not in page order: dedupe and sort.
-    order = {node.mem_id: index for index, node in enumerate(root.traverse()) if node.mem_id in candidates}
-    ids = set(candidates)
-    outermost = [candidates[mem_id] for mem_id in sorted(candidates, key=lambda m: order.get(m, 0))
-                 if not _has_ancestor_in(candidates[mem_id], ids)]
-    has_question = any(node.css_matches(QUESTION_SELECTOR) for node in outermost)
-    if len(outermost) < 2 and not has_question:
-        return []
-    return [_read_post(node) for node in outermost]
+    return posts
 
 
 def render_thread_header(number: int, post: ThreadPost) -> str:
@@ -76,17 +104,32 @@ def render_thread_header(number: int, post: ThreadPost) -> str:
     return header
 
 
-def _has_ancestor_in(node: LexborNode, ids: set[int]) -> bool:
+def _in_page_order(root: LexborNode, nodes: list[LexborNode]) -> list[LexborNode]:
+    # A node matching several selectors comes back several times and not in page order: dedupe and sort.
+    by_id = {node.mem_id: node for node in nodes}
+    return [node for node in root.traverse() if node.mem_id in by_id]
+
+
+def _nearest_ancestor_in(node: LexborNode, ids: set[int]) -> LexborNode | None:
     parent = node.parent
     while parent is not None:
         if parent.mem_id in ids:
-            return True
+            return parent
         parent = parent.parent
-    return False
+    return None
 
 
-def _role(node: LexborNode) -> str:
-    if node.css_matches(QUESTION_SELECTOR):
+def _own_body(wrapper: LexborNode, inner_ids: set[int]) -> LexborNode | None:
+    """The wrapper's first post body that is not inside one of its inner posts."""
+    for selector in BODY_SELECTORS:
+        for found in wrapper.css(selector):
+            if _nearest_ancestor_in(found, inner_ids) is None and found.mem_id not in inner_ids:
+                return found
+    return None
+
+
+def _role(node: LexborNode, questions: set[int]) -> str:
+    if node.mem_id in questions:
         return "question"
     itemtype = node.attributes.get("itemtype") or ""
     if "answer" in (node.attributes.get("class") or "").split() or itemtype.endswith("/Answer"):
@@ -94,7 +137,7 @@ def _role(node: LexborNode) -> str:
     return "post"
 
 
-def _read_post(node: LexborNode) -> ThreadPost:
+def _read_post(node: LexborNode, questions: set[int]) -> ThreadPost:
     author = None
     for selector in AUTHOR_SELECTORS:
         found = node.css_first(selector)
@@ -123,7 +166,9 @@ def _read_post(node: LexborNode) -> ThreadPost:
         # No body container: render the post minus the metadata blocks already captured above.
         for meta in node.css(".post-signature, .user-details, .votecell, .js-voting-container, .postprofile"):
             meta.remove()
-    return ThreadPost(body=body, role=_role(node), author=author, score=score, accepted=accepted)
+    signature = (node.tag, (node.attributes.get("class") or "").split()[0] if node.attributes.get("class") else "")
+    return ThreadPost(body=body, role=_role(node, questions), author=author, score=score, accepted=accepted,
+                      element=node, signature=signature)
 
 
 def _first_line(text: str | None) -> str | None:
