@@ -59,6 +59,10 @@ BLOCK_TAGS = {
 CODE_LANGUAGE = re.compile(r"(?:language|lang|highlight-source|highlight|brush:)[-\s]?([a-z][\w+#-]*)", re.I)
 TEX_DELIMITERS = re.compile(r"\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
 DISPLAYSTYLE = re.compile(r"^\{\\displaystyle\s*(.*)\}$", re.S)
+CONTENT_BLOCK_CHARS = 100  # a block this long with a sentence end anywhere, or
+CONTENT_SENTENCE_CHARS = 40  # a block this long that ends a sentence, is running text
+SENTENCE_END = re.compile(r"[.!?。！？…]")
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 # Share of the page's readable text the posts must hold for the page to be rendered as a thread.
 THREAD_MIN_TEXT_SHARE = 0.4
 WHITESPACE = re.compile(r"[ \t\r\n\f\v\u00a0]+")
@@ -118,6 +122,7 @@ def html_to_text(html: str, url: str | None = None) -> str:
         root = _content_root(body)
         _drop_link_dense_blocks(root)
         _render_blocks(root, blocks, state)
+        blocks = _drop_tail_after_content(blocks)
         if title and not any(block.startswith("# ") for block in blocks[:3]):
             blocks.insert(0, "# " + title)
     return _finish(blocks, state)
@@ -130,6 +135,26 @@ def _thread_posts_holding_the_page(posts: list, body: LexborNode) -> list:
         return []
     posts_plain = sum(_plain_text_length(post.element if post.element is not None else post.body) for post in posts)
     return posts if posts_plain >= THREAD_MIN_TEXT_SHARE * _plain_text_length(body) else []
+
+
+def _is_content_block(block: str) -> bool:
+    """A block a reader came for: running text with a sentence end, code, a table or a formula."""
+    if block.startswith(("```", "~~~", "| ")) or DISPLAY_MATH_OPEN in block or INLINE_MATH_OPEN in block:
+        return True
+    if block.startswith("#"):
+        return False
+    # One CJK character carries about as much as a short word: weigh it as three.
+    weight = len(block) + 2 * len(CJK.findall(block))
+    if weight >= CONTENT_BLOCK_CHARS and SENTENCE_END.search(block) is not None:
+        return True
+    return weight >= CONTENT_SENTENCE_CHARS and SENTENCE_END.match(block[-1]) is not None
+
+
+def _drop_tail_after_content(blocks: list[str]) -> list[str]:
+    # After the last block of running text, short blocks are the page's tail: tags, author boxes,
+    # "related" headings, share prompts. On real pages they are boilerplate far more often than content.
+    last = max((index for index, block in enumerate(blocks) if _is_content_block(block)), default=len(blocks) - 1)
+    return blocks[:last + 1]
 
 
 def _page_title(body: LexborNode) -> str:
