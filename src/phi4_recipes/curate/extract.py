@@ -22,11 +22,12 @@ from phi4_recipes.curate.threads import find_thread_posts, render_thread_header
 INLINE_MATH_OPEN, INLINE_MATH_CLOSE = "\ue000", "\ue001"
 DISPLAY_MATH_OPEN, DISPLAY_MATH_CLOSE = "\ue002", "\ue003"
 LINE_BREAK = "\ue004"
+STRIPPED_CHARACTERS = re.compile("[\ue000-\ue004\u00ad]")
 MATH_PLACEHOLDER = re.compile("( ?)([\ue000\ue002])(\\d+)[\ue001\ue003]( ?)")
 
 DROP_TAGS = (
     "script, style, noscript, template, iframe, object, embed, svg, canvas, video, audio, map, button, "
-    "input, select, textarea, dialog, link, meta"
+    "input, select, textarea, dialog, link, meta, rt, rp"  # rt/rp: ruby readings, not the base text
 )
 # Page regions that are chrome unless an unclosed tag made them swallow the article (see `_holds_main_content`).
 CHROME_TAGS = "nav, aside, footer"
@@ -37,7 +38,7 @@ BOILERPLATE_WORDS = {
     "nav", "navbar", "navigation", "menu", "menubar", "topbar", "breadcrumb", "breadcrumbs", "sidebar",
     "footer", "ad", "ads", "adsbygoogle", "advert", "adverts", "advertisement", "advertising", "sponsored",
     "sponsor", "promo", "cookie", "cookies", "consent", "gdpr", "newsletter", "subscribe", "subscription",
-    "share", "sharing", "sharethis", "social", "related", "recommended", "trending", "popup", "modal",
+    "share", "sharing", "sharethis", "social", "related", "byline", "recommended", "trending", "popup", "modal",
     "overlay", "paywall", "disqus", "pagination", "pager", "toc", "noprint", "catlinks", "navbox",
     "printfooter", "editsection", "skip", "jump", "masthead", "signup", "login", "outbrain", "taboola",
 }
@@ -56,6 +57,7 @@ BLOCK_TAGS = {
     "address", "details", "summary", "center", "body", "html", "tbody", "thead", "tfoot", "tr", "td", "th",
     "caption", "legend", "hgroup", "search",
 }
+CODE_LINE_CLASSES = {"line", "code-line", "cm-line", "highlight-line", "hljs-ln-line", "token-line"}
 CODE_LANGUAGE = re.compile(r"(?:language|lang|highlight-source|highlight|brush:)[-\s]?([a-z][\w+#-]*)", re.I)
 TEX_DELIMITERS = re.compile(r"\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
 DISPLAYSTYLE = re.compile(r"^\{\\displaystyle\s*(.*)\}$", re.S)
@@ -65,6 +67,7 @@ SENTENCE_END = re.compile(r"[.!?。！？…]")
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 # Share of the page's readable text the posts must hold for the page to be rendered as a thread.
 THREAD_MIN_TEXT_SHARE = 0.4
+FENCED_BLOCK = re.compile(r"(\n\n(?:```|~~~).*?(?:```|~~~)\n\n)", re.S)
 WHITESPACE = re.compile(r"[ \t\r\n\f\v\u00a0]+")
 
 
@@ -97,6 +100,9 @@ def html_to_text(html: str, url: str | None = None) -> str:
     del url  # layout is read from the markup; the parameter keeps the public signature stable
     if not html or not html.strip():
         return ""
+    # Icon fonts put private-use characters in pages; ours mark formulas and line breaks, so the page's go.
+    # Soft hyphens are invisible hyphenation hints that would split words for every later filter.
+    html = STRIPPED_CHARACTERS.sub("", html)
     tree = LexborHTMLParser(html)
     body = tree.body
     if body is None:
@@ -249,6 +255,8 @@ def _drop_link_dense_blocks(root: LexborNode) -> None:
     for node in root.css("ul, ol, dl, p, div, td, table"):
         if not _is_attached(node) or node.css_first("pre, math, table table") is not None:
             continue
+        if node.tag in ("td", "table") and _in_labelled_table(node):
+            continue  # infobox values are often all links; a table with header cells is data, not a menu
         text_len = len(_collapse(node.text(deep=True)))
         if text_len == 0 or text_len > 3000:
             continue
@@ -259,6 +267,14 @@ def _drop_link_dense_blocks(root: LexborNode) -> None:
         link_len = sum(len(_collapse(link.text(deep=True))) for link in links)
         if link_len / text_len > 0.7:
             node.remove()
+
+
+def _in_labelled_table(node: LexborNode) -> bool:
+    table = node
+    while table is not None and table.tag != "table":
+        table = table.parent
+    # Only the table's own header cells count: a layout table around a data table is still layout.
+    return table is not None and any(_owning_table_id(th) == table.mem_id for th in table.css("th"))
 
 
 def _replace_math(body: LexborNode, state: _RenderState) -> None:
@@ -318,7 +334,7 @@ def _swap(node: LexborNode, replacement: str) -> None:
 
 
 def _collapse(text: str | None) -> str:
-    return WHITESPACE.sub(" ", text or "").strip()
+    return WHITESPACE.sub(" ", (text or "").replace("\u00ad", "")).strip()
 
 
 def _render_blocks(node: LexborNode, blocks: list[str], state: _RenderState) -> None:
@@ -355,6 +371,8 @@ def _render_block(node: LexborNode, blocks: list[str], state: _RenderState) -> N
             blocks.append("#" * int(tag[1]) + " " + text)
     elif tag == "pre":
         blocks.append(_render_code(node))
+    elif tag in ("div", "td", "figure") and _line_elements(node):
+        blocks.append(_fence(_lines_as_code(_line_elements(node)), _code_language(node)))
     elif tag in ("ul", "ol"):
         rendered = _render_list(node, state)
         if rendered:
@@ -382,6 +400,8 @@ def _render_inline(node: LexborNode) -> str:
         return LINE_BREAK
     if tag in ("img", "-comment", "#comment"):
         return ""
+    if tag == "code" and _line_elements(node):
+        return "\n\n" + _fence(_lines_as_code(_line_elements(node)), _code_language(node)) + "\n\n"
     if tag == "code":
         code = node.text(deep=True) or ""
         if "\n" in code.strip():
@@ -398,10 +418,16 @@ def _render_inline(node: LexborNode) -> str:
 
 def _inline_to_paragraph(text: str) -> str:
     if "\n\n```" in text or "\n\n~~~" in text:
-        # Keep fenced blocks produced by a multi-line inline <code> verbatim.
-        pieces = re.split(r"(\n\n(?:```|~~~).*?(?:```|~~~)\n\n)", text, flags=re.S)
-        return "\n\n".join(p.strip("\n") if p.startswith("\n\n") else _inline_to_paragraph(p)
-                           for p in pieces if p.strip())
+        # Keep fenced blocks produced by a multi-line inline <code> verbatim. The pieces between them are
+        # plain paragraphs (never split again), so an unclosed fence in the page's own text cannot recurse.
+        pieces = FENCED_BLOCK.split(text)
+        paragraphs = (piece.strip("\n") if FENCED_BLOCK.fullmatch(piece) else _plain_paragraph(piece)
+                      for piece in pieces if piece.strip())
+        return "\n\n".join(paragraph for paragraph in paragraphs if paragraph)
+    return _plain_paragraph(text)
+
+
+def _plain_paragraph(text: str) -> str:
     text = _collapse(text)
     text = re.sub(r"\s*\ue004\s*", "\n", text).strip()
     if not text:
@@ -441,6 +467,21 @@ def _fence(code: str, language: str) -> str:
     code = code.strip("\n").rstrip()
     fence = "~~~~" if "```" in code else "```"
     return f"{fence}{language}\n{code}\n{fence}"
+
+
+def _line_elements(node: LexborNode) -> list[LexborNode]:
+    """The children of a highlighter's "one element per line" code block, or [] when it is not one.
+
+    Highlighters without <pre> (one <div class="line"> per line, one <code> or <span> per token) lose the
+    line structure as soon as the text is collapsed, so the lines are read one element at a time.
+    """
+    children = [child for child in node.iter(include_text=False)]
+    lines = [child for child in children if set((child.attributes.get("class") or "").split()) & CODE_LINE_CLASSES]
+    return lines if len(lines) >= 2 and len(lines) * 2 >= len(children) else []
+
+
+def _lines_as_code(lines: list[LexborNode]) -> str:
+    return "\n".join((line.text(deep=True) or "").replace("\u00a0", " ").replace("\n", "").rstrip() for line in lines)
 
 
 def _render_code(pre: LexborNode) -> str:
@@ -533,6 +574,8 @@ def _finish(blocks: list[str], state: _RenderState) -> str:
         return f"{before}${tex}${after}" if tex else before or after
 
     text = MATH_PLACEHOLDER.sub(formula, text)
+    # Markers in places no renderer joined (code, titles) must not reach the output either.
+    text = STRIPPED_CHARACTERS.sub("", text.replace(LINE_BREAK, "\n"))
     text = re.sub(r"[ \t]+\n", "\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text)
     return text.strip()
