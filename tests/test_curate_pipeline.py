@@ -9,52 +9,66 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from phi4_recipes.configs import split_cli_overrides
-from phi4_recipes.curate.config import load_config
+from phi4_recipes.configs import CurateConfig, RecipeError, parse_recipe
 from phi4_recipes.curate.pipeline import build_executors
 from phi4_recipes.curate.steps import OUTPUT_COLUMNS
-from phi4_recipes.run_curate import parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes" / "curate"
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
+def parse_curate(*argv) -> CurateConfig:
+    (config,) = parse_recipe(CurateConfig, argv=[str(arg) for arg in argv])
+    return config
+
+
 @pytest.mark.parametrize("recipe", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.stem)
-def test_recipes_parse(recipe):
-    config = load_config(recipe)
+def test_recipes_parse(recipe, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    config = parse_curate(recipe, "--input_dir", FIXTURES / "html")  # local/slurm name the user's own folders
     assert config.tasks >= 1 and config.output_dir
 
 
-def test_slurm_recipe_builds_chained_slurm_executors(tmp_path):
+def test_slurm_recipe_builds_chained_slurm_executors(tmp_path, monkeypatch):
     from datatrove.executor import SlurmPipelineExecutor
 
-    config = load_config(RECIPES / "slurm.yaml", {"output_dir": str(tmp_path / "out")})
+    monkeypatch.chdir(ROOT)
+    config = parse_curate(RECIPES / "slurm.yaml", "--output_dir", tmp_path / "out", "--input_dir", FIXTURES / "html")
     executors = build_executors(config, quality_model_path=str(tmp_path / "model.pkl"))
     assert [type(e) for e in executors] == [SlurmPipelineExecutor] * 3
     assert [e.tasks for e in executors] == [2000, 1, 2000]
     assert executors[2].depends is executors[1] and executors[1].depends is executors[0]
 
 
-def test_unknown_keys_name_the_key_and_file(tmp_path):
+def test_unknown_keys_and_bad_values_name_the_key_and_file(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("input_dir: a\noutput_dir: b\nworkerz: 3\n")
-    with pytest.raises(ValueError, match=r"r\.yaml: unknown key 'workerz'"):
-        load_config(recipe)
-    recipe.write_text("input_dir: a\noutput_dir: b\ncorruption: {min_char: 3}\n")
-    with pytest.raises(ValueError, match=r"r\.yaml: .*min_char"):
-        load_config(recipe)
-    recipe.write_text("input_dir: a\noutput_dir: b\n")
-    with pytest.raises(ValueError, match="command line: unknown key 'bogus'"):
-        load_config(recipe, {"bogus": 1})
+    base = f"input_dir: {tmp_path}\noutput_dir: b\n"
+    recipe.write_text(base + "workerz: 3\n")
+    with pytest.raises(RecipeError, match=r"r\.yaml: unknown key 'workerz' \(did you mean 'workers'\?\)"):
+        parse_curate(recipe)
+    recipe.write_text(base + "corruption: {min_char: 3}\n")
+    with pytest.raises(RecipeError, match=r"r\.yaml.*unknown threshold 'min_char'"):
+        parse_curate(recipe)
+    recipe.write_text(base + "tasks: two\n")
+    with pytest.raises(RecipeError, match=r"r\.yaml: key 'tasks' expects int, got 'two'"):
+        parse_curate(recipe)
+    recipe.write_text("input_dir: no/such/folder\noutput_dir: b\n")
+    with pytest.raises(RecipeError, match=r"r\.yaml.*'input_dir': no/such/folder does not exist"):
+        parse_curate(recipe)
+    recipe.write_text(base)
+    with pytest.raises(RecipeError, match=r"command line: unknown option '--workerz' \(did you mean 'workers'\?\)"):
+        parse_curate(recipe, "--workerz", "1")
 
 
-def test_cli_arguments():
-    assert parse_args(["r.yaml", "--tasks", "4", "--languages", "[en, fr]"]) == (
-        "r.yaml", {"tasks": 4, "languages": ["en", "fr"]})
-    assert parse_args(["--config", "r.yaml", "--extract-timeout-s=null"]) == ("r.yaml", {"extract_timeout_s": None})
-    with pytest.raises(ValueError):
-        split_cli_overrides(["r.yaml", "--tasks"])
+def test_cli_arguments(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"input_dir: {tmp_path}\noutput_dir: b\n")
+    config = parse_curate(recipe, "--tasks", "4", "--languages", "en", "fr")
+    assert (config.tasks, config.languages) == (4, ["en", "fr"])
+    assert parse_curate("--config", recipe, "--extract_timeout_s", "2.5").extract_timeout_s == 2.5
+    with pytest.raises(SystemExit):
+        parse_curate(recipe, "--tasks")
 
 
 def _stats(out: Path, stage: str) -> dict:

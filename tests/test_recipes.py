@@ -127,7 +127,7 @@ def test_cli_overrides_recipe_and_config_flag_works(monkeypatch):
 
 def _parse_any(path: Path):
     """Parse a recipe with the parser of the script that runs it."""
-    from phi4_recipes.curate.config import load_config
+    from phi4_recipes.configs import CurateConfig
     from phi4_recipes.evaluation.recipe import parse_eval_recipe
     from phi4_recipes.pts.recipe import parse_pts_recipe
 
@@ -139,7 +139,8 @@ def _parse_any(path: Path):
     if raw.get("stage") in STAGES:
         return parse_training(_stage_config(raw["stage"]), [rel, "--bf16", "false", "--fp16", "false"])
     if "curate" in path.parts:
-        return load_config(rel)
+        # local.yaml and slurm.yaml read the user's own crawl folders; every other key is checked as is
+        return parse_recipe(CurateConfig, argv=[rel, "--input_dir", "tests/fixtures/html"])
     if "benchmarks" in raw:
         return parse_eval_recipe([rel, "--model", "outputs/tiny/sft"])  # the model is always given at run time
     if "p_gap" in raw:
@@ -151,3 +152,28 @@ def _parse_any(path: Path):
 def test_every_recipe_file_parses_with_its_script(recipe, monkeypatch):
     monkeypatch.chdir(REPO)
     assert _parse_any(recipe) is not None
+
+
+def test_cli_prefix_and_bad_types_fail_naming_option_and_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    with pytest.raises(RecipeError, match=r"unknown option '--learning_rat' \(did you mean 'learning_rate'\?\)"):
+        parse_training(SFTConfig, ["recipes/tiny/sft.yaml", "--learning_rat", "1e-5"])
+    bad = tmp_path / "typed.yaml"
+    bad.write_text((RECIPES / "tiny" / "sft.yaml").read_text() + "\nlearning_rate: fast\n".replace("learning_rate", "weight_decay"))
+    with pytest.raises(RecipeError, match=r"typed\.yaml: key 'weight_decay' expects float, got 'fast'"):
+        parse_training(SFTConfig, [str(bad)])
+    wrong_stage = tmp_path / "stage.yaml"
+    wrong_stage.write_text((RECIPES / "tiny" / "sft.yaml").read_text().replace("stage: sft", "stage: finetune"))
+    with pytest.raises(RecipeError, match=r"stage\.yaml: key 'stage' expects .*'sft'.*got 'finetune'"):
+        parse_training(SFTConfig, [str(wrong_stage)])
+
+
+def test_every_script_help_lists_its_options():
+    import subprocess
+    import sys
+
+    for script, option in [("run_sft.py", "--dataset_mixture"), ("run_dpo.py", "--beta"), ("run_curate.py", "--minhash_bands")]:
+        out = subprocess.run([sys.executable, str(REPO / "src" / "phi4_recipes" / script), "--help"],
+                             capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert option in out.stdout, script

@@ -1,0 +1,103 @@
+"""Typed records from YAML/JSON mappings, with errors that name the file, the key and the closest match.
+
+Recipes, mixtures, the benchmark registry and curation settings are all mappings read from files; this
+is the one place that checks their keys and value types, so every bad key reads the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+class RecipeError(ValueError):
+    """A recipe or settings file that cannot run: the message names the file and the key."""
+
+
+def closest_hint(key: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def check_keys(mapping: Mapping[str, Any], known: Iterable[str], where: str, *, what: str = "key") -> None:
+    """Raise RecipeError for the first key of ``mapping`` not in ``known``, naming ``where`` and the closest key."""
+    known = set(known)
+    for key in mapping:
+        if key not in known:
+            raise RecipeError(f"{where}: unknown {what} '{key}'{closest_hint(str(key), known)}")
+
+
+def value_matches(value: Any, annotation: Any) -> bool:
+    """Whether a YAML value fits a field annotation such as ``int | None``, ``list[str]`` or a Literal.
+
+    Annotations this does not understand (classes of other libraries) are accepted: the dataclass itself
+    is the last word, this check exists to name the file before it.
+    """
+    origin = typing.get_origin(annotation)
+    if annotation is Any or isinstance(annotation, str | typing.TypeVar):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(value_matches(value, arg) for arg in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return value in typing.get_args(annotation)
+    if annotation is type(None):
+        return value is None
+    if origin in (list, tuple, set, frozenset, Iterable):
+        args = typing.get_args(annotation)
+        item = args[0] if args else Any
+        return isinstance(value, list | tuple) and all(value_matches(v, item) for v in value)
+    if origin in (dict, Mapping):
+        return isinstance(value, dict)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return value in {member.value for member in annotation} or isinstance(value, annotation)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation in (bool, str):
+        return isinstance(value, annotation)
+    return True
+
+
+def type_name(annotation: Any) -> str:
+    """How an annotation reads in an error: ``int``, ``one of ['sft', 'dpo_pts']``, ``float | None``."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return f"one of {list(typing.get_args(annotation))}"
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """Resolved annotations of a dataclass's init fields (string annotations evaluated)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if f.init}
+
+
+def check_values(mapping: Mapping[str, Any], cls: type, where: str) -> None:
+    """Unknown keys and values of the wrong type, each named with ``where``."""
+    known = field_types(cls)
+    check_keys(mapping, known, where)
+    for key, value in mapping.items():
+        if not value_matches(value, known[key]):
+            raise RecipeError(f"{where}: key '{key}' expects {type_name(known[key])}, got {value!r}")
+
+
+def from_mapping(cls: type, mapping: Any, where: str, **fixed: Any):
+    """Build dataclass ``cls`` from ``mapping`` (plus ``fixed`` values), or raise RecipeError naming ``where``."""
+    if not isinstance(mapping, Mapping):
+        raise RecipeError(f"{where}: expected a mapping of key: value, got {type(mapping).__name__}")
+    check_values(mapping, cls, where)
+    missing = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in mapping and f.name not in fixed
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise RecipeError(f"{where}: missing required key(s) {missing}")
+    try:
+        return cls(**mapping, **fixed)
+    except RecipeError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise RecipeError(f"{where}: {err}") from err
