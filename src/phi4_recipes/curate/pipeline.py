@@ -17,14 +17,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from datatrove.pipeline.readers import JsonlReader, WarcReader
 from datatrove.pipeline.writers import JsonlWriter
 
 from phi4_recipes.curate import steps
-from phi4_recipes.curate.config import CurateConfig
-from phi4_recipes.curate.dedup import MinHashParams
 from phi4_recipes.curate.quality import BUILTIN_LABELS, load_labeled_jsonl, train_quality_classifier
+
+if TYPE_CHECKING:  # the options live with the script's, a layer above curate/
+    from phi4_recipes.configs.curate import CurateConfig
 
 STAGES = ("filter", "dedup_cluster", "dedup_filter")
 
@@ -65,7 +67,7 @@ def build_stage_pipelines(config: CurateConfig, quality_model_path: str) -> dict
     """The pipeline (list of datatrove steps) of each stage, keyed by stage name."""
     out = Path(config.output_dir)
     work = out / "work"
-    minhash = MinHashParams(config.minhash_shingle_words, config.minhash_bands, config.minhash_rows, config.seed + 1)
+    minhash = config.minhash_params()
     filter_stage = [
         _reader(config),
         steps.HtmlExtractStep(timeout_s=config.extract_timeout_s, max_chars=config.max_html_bytes),
