@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from phi4_recipes.generation.server import OpenAICompatibleServer
+from openai_server import OpenAICompatibleServer
 from phi4_recipes.generation.transformers_backend import TransformersGenerator
 from phi4_recipes.model import Phi4Config, Phi4ForCausalLM
 from phi4_recipes.tokenizer import train_tiny_tokenizer

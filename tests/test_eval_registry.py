@@ -109,13 +109,13 @@ def test_judge_reply_parsers():
 
 
 def test_simpleqa_grading_goes_through_an_openai_compatible_judge(monkeypatch):
-    # A real local server (phi4_recipes.generation.server) in front of a tiny random model stands in for
+    # A real local server (tests/openai_server) in front of a tiny random model stands in for
     # the judge endpoint: the grade must be the parse of what that endpoint answers to the grader prompt.
     import torch
 
     from phi4_recipes.data.tiny import tokenizer_corpus
     from phi4_recipes.generation import build_generator
-    from phi4_recipes.generation.server import OpenAICompatibleServer
+    from openai_server import OpenAICompatibleServer
     from phi4_recipes.model import Phi4Config, Phi4ForCausalLM
     from phi4_recipes.tokenizer import train_tiny_tokenizer
 

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible client against the package's own server on 127.0.0.1, faults included."""
+"""The OpenAI-compatible client against the tests' own server on 127.0.0.1, faults included."""
 
 import json
 import logging
@@ -31,8 +31,8 @@ def prompts(tiny_tokenizer):
 
 
 def _client(server, **kwargs):
-    options = {"base_url": server.base_url, "api_key_env": KEY_ENV, "backoff_base_s": 0.01, "backoff_max_s": 0.05,
-               "timeout_s": 10.0, **kwargs}
+    retry = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 10.0, **kwargs.pop("retry", {})}
+    options = {"base_url": server.base_url, "api_key_env": KEY_ENV, "retry": retry, **kwargs}
     return build_generator("openai", "tiny", **options)
 
 
@@ -85,7 +85,7 @@ def test_retries_through_429s_and_a_dropped_connection(server, tiny_generator, p
 def test_retries_after_a_time_out(server, tiny_generator, prompts):
     server.faults.add("stall:1.5")
     params = SamplingParams(max_new_tokens=4, seed=6)
-    with _client(server, timeout_s=0.4) as client:
+    with _client(server, retry={"timeout_s": 0.4}) as client:
         remote = client.generate(prompts[:1], params)
     _same(remote, tiny_generator.generate(prompts[:1], params))
     assert server.faults.requests_seen == 2
@@ -93,7 +93,7 @@ def test_retries_after_a_time_out(server, tiny_generator, prompts):
 
 def test_gives_up_after_the_last_retry_without_leaking_the_key(server, prompts, caplog):
     server.faults.add("503", "500", "503", "503")
-    with caplog.at_level(logging.DEBUG), _client(server, max_retries=2) as client:
+    with caplog.at_level(logging.DEBUG), _client(server, retry={"max_retries": 2}) as client:
         with pytest.raises(RequestFailed) as failure:
             client.generate(prompts[:1], SamplingParams(max_new_tokens=4))
         shown = repr(client)
@@ -133,10 +133,10 @@ def test_models_endpoint(server):
 
 
 def test_server_cli_with_fault_injection(tiny_checkpoint, tiny_generator, prompts):
-    """`python -m phi4_recipes.generation.server --port 0` on a checkpoint folder, faults set over HTTP."""
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    command = [sys.executable, "-m", "phi4_recipes.generation.server", "--model", str(tiny_checkpoint),
+    """`python -m openai_server.server --port 0` (the tests' server) on a checkpoint folder, faults set over HTTP."""
+    tests, src = Path(__file__).resolve().parent, str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), src, os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "openai_server.server", "--model", str(tiny_checkpoint),
                "--served-model-name", "tiny", "--port", "0", "--dtype", "float32", "--api-key-env", KEY_ENV,
                "--enable-fault-injection"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -153,7 +153,7 @@ def test_server_cli_with_fault_injection(tiny_checkpoint, tiny_generator, prompt
 
         assert admin("/admin/faults", {"add": ["429", "drop"]}) == {"pending_faults": 2}
         params = SamplingParams(n=2, max_new_tokens=6, seed=4)
-        client = build_generator("openai", "tiny", base_url=base_url, api_key_env=KEY_ENV, backoff_base_s=0.01)
+        client = build_generator("openai", "tiny", base_url=base_url, api_key_env=KEY_ENV, retry={"backoff_base_s": 0.01})
         with client:
             _same(client.generate(prompts[:2], params), tiny_generator.generate(prompts[:2], params))
         assert admin("/admin/stats")["requests_seen"] == 4

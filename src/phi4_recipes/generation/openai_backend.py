@@ -11,8 +11,11 @@ from __future__ import annotations
 import os
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from phi4_recipes.schema import from_mapping
 
 from .base import Generator, Messages, decode_completion_text
 from .http_retry import RequestFailed, RetryPolicy, post_json
@@ -29,7 +32,7 @@ class OpenAIGenerator(Generator):
         base_url: e.g. "http://127.0.0.1:8000/v1".
         api_key_env: name of the environment variable holding the key (not the key itself).
         max_concurrency: most requests in flight at once, across all threads using this generator.
-        max_retries, backoff_base_s, backoff_max_s, timeout_s: see `RetryPolicy`.
+        retry: a `RetryPolicy`, or a mapping of its fields (as a recipe's `backend_kwargs` gives it).
         server_extensions: send vLLM's extra fields (return_token_ids, stop_token_ids, ignore_eos,
             skip_special_tokens). Turn off for hosted APIs, which reject unknown fields.
         extra_body: merged into every request body (provider-specific options).
@@ -43,10 +46,7 @@ class OpenAIGenerator(Generator):
         base_url: str = "http://127.0.0.1:8000/v1",
         api_key_env: str = "OPENAI_API_KEY",
         max_concurrency: int = 8,
-        max_retries: int = 5,
-        backoff_base_s: float = 0.5,
-        backoff_max_s: float = 30.0,
-        timeout_s: float = 120.0,
+        retry: RetryPolicy | Mapping[str, Any] | None = None,
         server_extensions: bool = True,
         extra_body: dict | None = None,
     ):
@@ -58,7 +58,7 @@ class OpenAIGenerator(Generator):
         self.api_key_env = api_key_env
         self.server_extensions = server_extensions
         self.extra_body = dict(extra_body or {})
-        self.retry_policy = RetryPolicy(max_retries, backoff_base_s, backoff_max_s, timeout_s)
+        self.retry_policy = retry if isinstance(retry, RetryPolicy) else from_mapping(RetryPolicy, retry or {}, "retry")
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="openai-generator")
         self._jitter = random.Random()
@@ -127,7 +127,7 @@ class OpenAIGenerator(Generator):
             if choice.get("token_ids") is None:
                 raise RequestFailed(
                     f"{self.base_url}/completions returned no token ids; the server must support vLLM's "
-                    "return_token_ids (vLLM, phi4_recipes.generation.server) with server_extensions=True",
+                    "return_token_ids (vLLM) with server_extensions=True",
                     status=200, attempts=1,
                 )
             ids = [int(t) for t in choice["token_ids"]]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
+
+from phi4_recipes.io import stable_hash
 
 FinishReason = Literal["stop", "length"]
 
@@ -73,5 +74,4 @@ def prompt_seed(seed: int, prompt_index: int) -> int:
     """
     if prompt_index == 0:
         return int(seed) % (1 << 63)
-    digest = hashlib.blake2b(f"{int(seed)}:{int(prompt_index)}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") % (1 << 63)
+    return stable_hash(f"{int(seed)}:{int(prompt_index)}", byteorder="little") % (1 << 63)

@@ -1,6 +1,9 @@
-"""A small OpenAI-compatible HTTP server around any `Generator` (by default the transformers backend).
+"""Test infrastructure: a small OpenAI-compatible HTTP server around any `Generator`, with fault injection.
 
-    python -m phi4_recipes.generation.server --model PATH --port 0
+    python tests/openai_server/server.py --model PATH --port 0   (from the repository root)
+
+Users who want to serve a checkpoint use `vllm serve PATH` or `transformers serve`; this one exists for the
+tests.
 
 prints `listening on http://HOST:PORT/v1` once bound. Endpoints: GET /v1/models, POST /v1/completions
 (prompt as text or token ids), POST /v1/chat/completions. It exists so the `openai` backend, and tools
@@ -21,9 +24,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .base import Generator
+from phi4_recipes.generation.base import Generator
+
 from .faults import FaultPlan
-from .server_protocol import (
+from .protocol import (
     BadRequest,
     chat_response,
     completions_response,
@@ -202,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="expose POST /admin/faults and GET /admin/stats (for tests)")
     args = parser.parse_args(argv)
 
-    from .transformers_backend import TransformersGenerator
+    from phi4_recipes.generation.transformers_backend import TransformersGenerator
 
     tokenizer = None
     if args.tokenizer:

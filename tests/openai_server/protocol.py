@@ -12,8 +12,8 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from .base import Generator
-from .types import Completion, SamplingParams
+from phi4_recipes.generation.base import Generator
+from phi4_recipes.generation.types import Completion, SamplingParams
 
 
 class BadRequest(ValueError):
