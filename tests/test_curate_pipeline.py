@@ -122,18 +122,41 @@ def test_tiny_recipe_end_to_end_with_two_workers(tmp_path):
 
 
 @pytest.mark.parametrize("timeout_s", [None, 5.0])
-def test_extract_step_skips_bad_documents_with_reasons(timeout_s):
+def test_input_filter_and_extractor_skip_bad_documents_with_reasons(timeout_s):
     from datatrove.data import Document
+    from datatrove.pipeline.extractors.base import BaseExtractor
 
-    from phi4_recipes.curate.steps import HtmlExtractStep
+    from phi4_recipes.curate.steps import HtmlExtractStep, HtmlInputFilter
 
     docs = [Document(text="<p>" + "A readable sentence about rivers and valleys. " * 5 + "</p>", id="ok"),
             Document(text="\x00\x01\x02\x03" * 200, id="binary"),
             Document(text="<p>" + "x" * 2000 + "</p>", id="large"),
             Document(text="<script>only()</script>", id="empty")]
-    step = HtmlExtractStep(timeout_s=timeout_s, max_chars=1000)
-    kept = list(step.run(iter(docs)))
+    check, extract = HtmlInputFilter(max_chars=1000), HtmlExtractStep(timeout_s=timeout_s)
+    # The extractor is a stock datatrove extractor: only extract() is ours, the run loop and sandbox are datatrove's.
+    assert isinstance(extract, BaseExtractor) and "run" not in vars(HtmlExtractStep)
+    kept = list(extract.run(check.run(iter(docs))))
     assert [d.id for d in kept] == ["ok"] and kept[0].text.startswith("A readable sentence")
-    stats = step.stats.to_dict()["stats"]
-    assert {k: stats[k] for k in ("dropped_binary", "dropped_too_large", "dropped_no_text")} == {
-        "dropped_binary": 1, "dropped_too_large": 1, "dropped_no_text": 1}
+    assert kept[0].metadata["html_chars"] > 0
+    checked, extracted = check.stats.to_dict()["stats"], extract.stats.to_dict()["stats"]
+    assert {k: checked[k] for k in ("dropped_binary", "dropped_too_large")} == {"dropped_binary": 1,
+                                                                                  "dropped_too_large": 1}
+    assert (extracted["extracted"], extracted["dropped"]) == (2, 1)
+
+
+def test_run_that_drops_every_document_finishes_with_empty_outputs_and_stats(tmp_path):
+    from phi4_recipes.curate.pipeline import run_curation
+
+    inputs = tmp_path / "html"
+    inputs.mkdir()
+    for name in ("news_en_storm", "wiki_prime"):
+        shutil.copy(FIXTURES / "html" / "pages" / f"{name}.html", inputs)
+    out = tmp_path / "out"
+    # No page is in this language, so the language filter drops them all.
+    config = parse_curate(RECIPES / "tiny.yaml", "--input_dir", inputs, "--output_dir", out, "--workers", "1",
+                          "--tasks", "1", "--languages", "[xx]")
+    run_curation(config)
+    stats = json.loads((out / "curate_stats.json").read_text())
+    assert set(stats) == {"filter", "dedup_cluster", "dedup_filter"}
+    assert _stats(out, "filter")["🌍 fastText lid.176"]["dropped_language_not_kept"] == 2
+    assert list((out / "data").glob("**/*.parquet")) == [] and (out / "data").is_dir()

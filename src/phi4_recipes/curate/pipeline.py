@@ -70,7 +70,8 @@ def build_stage_pipelines(config: CurateConfig, quality_model_path: str) -> dict
     minhash = config.minhash_params()
     filter_stage = [
         _reader(config),
-        steps.HtmlExtractStep(timeout_s=config.extract_timeout_s, max_chars=config.max_html_bytes),
+        steps.HtmlInputFilter(max_chars=config.max_html_bytes),
+        steps.HtmlExtractStep(timeout_s=config.extract_timeout_s),
         steps.LanguageIdFilter(config.languages, config.min_language_score, config.language_routes,
                                config.language_model_path, exclusion_writer=_dropped_writer(config, "language")),
         steps.CorruptionFilter(config.corruption_thresholds(), exclusion_writer=_dropped_writer(config, "corruption")),
@@ -89,7 +90,7 @@ def build_stage_pipelines(config: CurateConfig, quality_model_path: str) -> dict
         "filter": filter_stage,
         "dedup_cluster": [steps.DedupClusterStep(str(work / "signatures"), str(work / "removed"))],
         "dedup_filter": [
-            JsonlReader(str(work / "filtered")),
+            steps.IntermediateJsonlReader(str(work / "filtered")),
             steps.DedupFilter(str(work / "removed"), exclusion_writer=_dropped_writer(config, "dedup")),
             steps.CuratedParquetWriter(str(out / "data")),
             steps.LongContextParquetWriter(str(out / "long_context")),
@@ -147,5 +148,8 @@ def run_curation(config: CurateConfig) -> dict:
     executors = build_executors(config, model_path)
     executors[-1].run()
     if config.executor == "local":
+        # A run that dropped every document writes no shard; the (empty) output folders still exist.
+        for folder in ("data", "long_context"):
+            (Path(config.output_dir) / folder).mkdir(parents=True, exist_ok=True)
         return merge_stats(config.output_dir)
     return {}
