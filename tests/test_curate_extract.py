@@ -104,3 +104,36 @@ def test_hidden_and_cookie_elements_dropped_but_content_kept():
     html = ('<body><div class="cookie-notice">Accept cookies now</div><div style="display: none">hidden text</div>'
             '<article><p>Real content stays in the output.</p></article></body>')
     assert html_to_text(html) == "Real content stays in the output."
+
+
+# One small hand-made page per failure class seen on real pages (issue 18): what must stay, what must go.
+FAILURE_CLASSES = {
+    "layout_wrapper_names": (["# Spring floods in the delta", "only two dry years noted by the monks."],
+                             ["Sidebar teaser", "We use cookies", "Contact"]),
+    "thread_widgets": (["Tutorial box: cut at a slant", "lets the tree heal quickly"],
+                       ["### Post", "Related post one", "Save"]),
+    "se_question_wraps_answers": (["### Post 1 (question) | author: baker_bea\n\nMy starter bubbles",
+                                   "### Post 2 (answer, accepted) | author: crumb_carl | score: 12",
+                                   "### Post 3 (answer) | author: rye_rita | score: 3\n\nFeed the starter"], []),
+    "unclosed_fence": (["```python and never close it, or with ~~~ the same way.",
+                        "however many fences it holds."], []),
+    "line_per_div_code": (['```\nwith open("data.txt") as f:\n    for line in f:\n        print(line)\n```'], ["`with`"]),
+    "stray_characters": (["The Donaudampfschifffahrt was famous, and so was 東京 station.",
+                          "An icon font glyph and 12 or sit in this sentence"],
+                         ["\u00ad", "とうきょう", "(", "\ue000", "\ue001", "\ue004"]),
+    "infobox_and_api_table": (["| Country | France |", "| Outflow | Yonne |", "joins the Yonne near Auxerre."], []),
+    "boilerplate_lists": (["# Fixing a bicycle chain", "thread the new chain through the derailleur."],
+                          ["By Sam Lee", "Related articles", "Ten saddles tested", "Tags: bikes"]),
+    "unclosed_banner": (["# Council approves the new bridge", "before the autumn rains, the council said."],
+                        ["Valley Times"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAILURE_CLASSES))
+def test_failure_class_pages(name):
+    text = html_to_text((FIXTURES / "failure_classes" / f"{name}.html").read_text(encoding="utf-8"))
+    kept, absent = FAILURE_CLASSES[name]
+    for snippet in kept:
+        assert snippet in text, f"{name}: lost {snippet!r}"
+    for snippet in absent:
+        assert snippet not in text, f"{name}: kept {snippet!r}"

@@ -23,6 +23,8 @@ INLINE_MATH_OPEN, INLINE_MATH_CLOSE = "\ue000", "\ue001"
 DISPLAY_MATH_OPEN, DISPLAY_MATH_CLOSE = "\ue002", "\ue003"
 LINE_BREAK = "\ue004"
 STRIPPED_CHARACTERS = re.compile("[\ue000-\ue004\u00ad]")
+# The same characters written as numeric references, which the parser would decode into our markers.
+STRIPPED_REFERENCES = re.compile(r"&#(?:[xX]0*[eE]00[0-4]|0*5734[4-8]);")
 MATH_PLACEHOLDER = re.compile("( ?)([\ue000\ue002])(\\d+)[\ue001\ue003]( ?)")
 
 DROP_TAGS = (
@@ -102,7 +104,7 @@ def html_to_text(html: str, url: str | None = None) -> str:
         return ""
     # Icon fonts put private-use characters in pages; ours mark formulas and line breaks, so the page's go.
     # Soft hyphens are invisible hyphenation hints that would split words for every later filter.
-    html = STRIPPED_CHARACTERS.sub("", html)
+    html = STRIPPED_REFERENCES.sub("", STRIPPED_CHARACTERS.sub("", html))
     tree = LexborHTMLParser(html)
     body = tree.body
     if body is None:

@@ -79,7 +79,9 @@ def find_thread_posts(root: LexborNode) -> list[ThreadPost]:
         elif node.mem_id in questions and not any(child.mem_id in questions for child in inner[node.mem_id]):
             body = _own_body(node, {child.mem_id for child in inner[node.mem_id]})
             if body is not None:
-                post = _read_post(node, questions)
+                # Author and score come from around the question's own body, not from the answers inside.
+                post = _read_post(body.parent if body.parent is not None else body, questions)
+                post.role = "question"
                 post.body = post.element = body
                 posts.append(post)
     if any(post.role == "question" for post in posts):
