@@ -20,3 +20,22 @@ def _seed_everything():
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+# Tests that run model-written code need the namespace sandbox. Off CI they skip where the kernel
+# refuses namespaces; under CI (CI=true) they fail instead, so a broken sandbox cannot pass silently.
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sandbox: needs the code sandbox (fails instead of skipping under CI=true)")
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("sandbox") is None:
+        return
+    from phi4_recipes.verify.sandbox import SandboxUnavailableError, check_isolation
+
+    try:
+        check_isolation()
+    except SandboxUnavailableError as error:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true and the code sandbox is unavailable: {error}", pytrace=False)
+        pytest.skip(f"the code sandbox is unavailable here: {error}")

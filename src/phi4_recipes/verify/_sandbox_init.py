@@ -4,11 +4,14 @@ It runs as pid 1 of fresh network/mount/pid/ipc/uts namespaces (mode "root" or "
 when the caller opted out of isolation, in the host namespaces (mode "none"). It:
 
 1. reads its settings from argv[1] (JSON) and the program from the inherited fd they name;
-2. makes every existing mount read-only, puts small private tmpfs mounts on the world-writable
-   directories and a fresh /proc that only shows the sandbox's own processes;
-3. forks the program with rlimits, no capabilities, ``no_new_privs`` and (as host root) a
-   per-run unprivileged uid, so RLIMIT_NPROC really applies and counts only this run;
-4. reaps every process until the program exits, then writes its status as JSON to the status fd.
+2. joins the per-run cgroup when the caller made one (memory and process limits for the whole run);
+3. makes every existing mount read-only, puts small private tmpfs mounts on the world-writable
+   directories, binds the interpreter back read-only where those (or a private home) hid it, and
+   mounts a fresh /proc that only shows the sandbox's own processes;
+4. forks the program with rlimits, no capabilities, ``no_new_privs``, a fresh session keyring, the
+   seccomp filter of ``_sandbox_seccomp`` and (as host root) a per-run unprivileged uid, so
+   RLIMIT_NPROC really applies and counts only this run;
+5. reaps every process until the program exits, then writes its status as JSON to the status fd.
    Returning from pid 1 makes the kernel kill whatever the program left behind.
 
 Setup failures are reported on the status fd as ``{"setup_error": ...}`` so the caller can refuse to run.
@@ -21,10 +24,19 @@ import resource
 import signal
 import sys
 
+# The init script runs with -I -S, so its own folder is not on the path; the filter lives beside it.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _sandbox_seccomp  # noqa: E402
+
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 0x20, 0x400, 0x800, 0x1000, 0x4000
 MS_RELATIME = 0x200000
-MNT_DETACH = 2
+_STATVFS_TO_MOUNT_FLAGS = {
+    os.ST_NOEXEC: MS_NOEXEC,
+    os.ST_NOATIME: MS_NOATIME,
+    os.ST_NODIRATIME: MS_NODIRATIME,
+    os.ST_RELATIME: MS_RELATIME,
+}
 _MOUNT_OPTION_FLAGS = {
     "nosuid": MS_NOSUID,
     "nodev": MS_NODEV,
@@ -42,6 +54,8 @@ _WRITABLE_SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqu
 PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_SECUREBITS = 38, 24, 28
 # SECBIT_NOROOT | SECBIT_NOROOT_LOCKED: exec as uid 0 (in a user namespace) grants no capabilities.
 SECURE_NOROOT_LOCKED = 0x1 | 0x2
+KEYCTL_JOIN_SESSION_KEYRING = 1
+KEYCTL_SYSCALL = {machine: numbers["keyctl"] for machine, (_, numbers) in _sandbox_seccomp.ARCHES.items()}
 # Per-run uids start here; far above any uid a distribution or container image hands out.
 SANDBOX_UID_BASE = 2_000_000
 
@@ -90,47 +104,100 @@ def make_mounts_read_only() -> None:
                 raise
 
 
-def mount_private_scratch(workdir: str, scratch_mb: int) -> None:
-    """Hide the host's world-writable directories behind small private tmpfs mounts and mount a fresh /proc."""
-    for directory in _WRITABLE_SCRATCH_DIRS:
-        if os.path.isdir(directory) and not os.path.islink(directory):
-            _mount("tmpfs", directory, "tmpfs", MS_NOSUID | MS_NODEV, f"size={scratch_mb}m,mode=1777")
-    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
-    os.makedirs(workdir, mode=0o700)
+def scratch_dirs() -> list[str]:
+    """The world-writable directories that get a private tmpfs (a symlink follows its target)."""
+    return [d for d in _WRITABLE_SCRATCH_DIRS if os.path.isdir(d) and not os.path.islink(d)]
+
+
+def mount_private_scratch(scratch: list[str], scratch_mb: int) -> None:
+    """Hide the host's world-writable directories behind small private tmpfs mounts."""
+    for directory in scratch:
+        _mount("tmpfs", directory, "tmpfs", MS_NOSUID | MS_NODEV, f"size={scratch_mb}m,mode=1777")
 
 
 def _mount_read_only(target: str) -> None:
-    # A bind mount or a new tmpfs starts writable even when its source is read-only.
-    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+    # A bind mount or a new tmpfs starts writable even when its source is read-only. Flags the kernel
+    # may have locked (noexec, atime, in a user namespace) are kept, or the remount is refused.
+    kept = os.statvfs(target).f_flag
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+    for statvfs_flag, mount_flag in _STATVFS_TO_MOUNT_FLAGS.items():
+        if kept & statvfs_flag:
+            flags |= mount_flag
+    _mount(None, target, None, flags, None)
 
 
-def expose_path(path: str, stage: str) -> None:
-    """Make ``path`` reachable by the unprivileged sandbox uid without opening its private parents.
+def plan_exposure(paths: list[str], scratch: list[str], hide_untraversable: bool) -> dict[str, list[str]]:
+    """Group the paths the program needs by the directory that will hide them; call before hiding anything.
 
-    The interpreter may live under a 0700 directory (pyenv in /root). Each such parent is replaced,
-    in this mount namespace only, by an empty read-only tmpfs that holds just a read-only bind of
-    the next component, so nothing else in that parent (tokens, ssh keys) becomes visible.
+    A path is hidden by its topmost ancestor that becomes a private tmpfs (a scratch directory such as
+    /tmp, where venvs often live) or, when the program runs as another uid, that the uid cannot
+    traverse (mode without o+x, such as /root holding a pyenv build). Paths that nothing hides, or
+    that sit inside another listed path, need no mount.
 
-    Args:
-        path (str): absolute, symlink-free path that must be reachable (e.g. the Python prefix).
-        stage (str): empty directory on a private tmpfs, used to keep the hidden parent in view while binding.
+    Returns:
+        dict[str, list[str]]: hiding directory -> paths under it to bind back.
     """
-    parts = [part for part in path.split("/") if part]
-    current = "/"
-    for name in parts:
-        child = os.path.join(current, name)
-        if os.stat(current).st_mode & 0o001 == 0:
-            _mount(current, stage, None, MS_BIND, None)
-            _mount("tmpfs", current, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
-            if os.path.isdir(os.path.join(stage, name)):
-                os.mkdir(child)
+    paths = sorted(set(paths))
+    kept = [p for p in paths if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths)]
+    plan: dict[str, list[str]] = {}
+    for path in kept:
+        parts = [part for part in path.split("/") if part]
+        for depth in range(1, len(parts)):
+            ancestor = "/" + "/".join(parts[:depth])
+            untraversable = hide_untraversable and os.stat(ancestor).st_mode & 0o001 == 0
+            if ancestor in scratch or untraversable:
+                plan.setdefault(ancestor, []).append(path)
+                break
+    return plan
+
+
+def open_exposed(plan: dict[str, list[str]]) -> dict[str, int]:
+    """O_PATH descriptors of the paths to bind back: they stay usable after their parents are hidden."""
+    return {path: os.open(path, os.O_PATH) for paths in plan.values() for path in paths}
+
+
+def bind_exposed(plan: dict[str, list[str]], fds: dict[str, int], scratch: list[str]) -> None:
+    """Bind each planned path, read-only, back at its own path inside the tmpfs that now hides it.
+
+    A hiding directory that is not scratch (a private home) becomes an empty read-only tmpfs holding
+    only the bound paths, so nothing else in it (tokens, ssh keys) is visible; several paths under
+    one such directory share it. Binding from ``/proc/self/fd/N`` reaches the original although its
+    path is covered.
+    """
+    for cover, paths in plan.items():
+        private = cover not in scratch
+        if private:
+            _mount("tmpfs", cover, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+        for path in paths:
+            source = f"/proc/self/fd/{fds[path]}"
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            if os.path.isdir(source):
+                os.mkdir(path, 0o755)
             else:
-                open(child, "w").close()
-            _mount(os.path.join(stage, name), child, None, MS_BIND | MS_REC, None)
-            _mount_read_only(child)
-            _mount_read_only(current)
-            _check(_libc.umount2(stage.encode(), MNT_DETACH), f"umount {stage}")
-        current = child
+                open(path, "w").close()
+            _mount(source, path, None, MS_BIND | MS_REC, None)
+            _mount_read_only(path)
+        if private:
+            _mount_read_only(cover)
+    for fd in fds.values():
+        os.close(fd)
+
+
+def join_cgroup(cgroup: str) -> None:
+    """Move this process (and so everything it forks) into the per-run cgroup the caller made."""
+    with open(os.path.join(cgroup, "cgroup.procs"), "w") as handle:
+        handle.write("0")
+
+
+def join_fresh_session_keyring() -> None:
+    """Replace the inherited session keyring by a new empty one, so the caller's keys are not possessed."""
+    number = KEYCTL_SYSCALL.get(os.uname().machine)
+    if number is None:
+        return
+    if _libc.syscall(number, KEYCTL_JOIN_SESSION_KEYRING, None) < 0:
+        errno = ctypes.get_errno()
+        if errno != 38:  # ENOSYS: a kernel without keyrings has none to leak
+            raise SetupError(f"keyctl(JOIN_SESSION_KEYRING): {os.strerror(errno)} (errno {errno})")
 
 
 def host_pid() -> int:
@@ -143,7 +210,7 @@ def host_pid() -> int:
 
 
 def drop_privileges(config: dict, uid: int | None) -> None:
-    """In the forked child: rlimits, then no capabilities and no way to regain them."""
+    """In the forked child: rlimits, then no capabilities and no way to regain them, then the seccomp filter."""
     limits = {
         resource.RLIMIT_CPU: config["cpu_seconds"],
         resource.RLIMIT_AS: config["memory_mb"] * 2**20,
@@ -166,7 +233,9 @@ def drop_privileges(config: dict, uid: int | None) -> None:
         os.setuid(uid)  # leaving uid 0 clears every capability
     elif config["mode"] == "userns":
         _check(_libc.prctl(PR_SET_SECUREBITS, SECURE_NOROOT_LOCKED, 0, 0, 0), "prctl(SET_SECUREBITS)")
+    join_fresh_session_keyring()
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+    _sandbox_seccomp.install(_libc)
 
 
 def reap_until(child: int) -> int:
@@ -186,17 +255,21 @@ def main() -> None:
         mode = config["mode"]
         if mode not in ("root", "userns", "none"):
             raise SetupError(f"unknown sandbox mode {mode!r}")
+        if config.get("cgroup"):
+            join_cgroup(config["cgroup"])
         uid = SANDBOX_UID_BASE + host_pid() if mode == "root" else None
         workdir = config["workdir"]
         if mode != "none":
+            os.umask(0o022)
+            scratch = scratch_dirs()
+            # Decided and opened before anything is hidden: afterwards the paths are gone from view.
+            plan = plan_exposure(config["expose"], scratch, hide_untraversable=uid is not None)
+            fds = open_exposed(plan)
             make_mounts_read_only()
-            mount_private_scratch(workdir, config["scratch_mb"])
-            if uid is not None:
-                stage = "/tmp/.stage"
-                os.mkdir(stage, 0o700)
-                for path in config["expose"]:
-                    expose_path(path, stage)
-                os.rmdir(stage)
+            mount_private_scratch(scratch, config["scratch_mb"])
+            bind_exposed(plan, fds, scratch)
+            _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+            os.makedirs(workdir, mode=0o700)
         program_path = os.path.join(workdir, "main.py")
         with open(program_path, "wb") as handle:
             handle.write(program)
