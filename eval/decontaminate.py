@@ -15,7 +15,7 @@ from pathlib import Path
 
 from phi4_recipes.evaluation.contamination import benchmark_items, overlap_report, training_texts
 from phi4_recipes.evaluation.lm_eval_runner import build_task_manager
-from phi4_recipes.evaluation.registry import REPO_ROOT, load_registry, select_benchmarks
+from phi4_recipes.evaluation.registry import REGISTRY_FILE, load_registry, select_benchmarks
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--train", required=True, help="training data: .jsonl/.json/.parquet file or Hub id")
     parser.add_argument("--train-split", default="train")
     parser.add_argument("--benchmarks", required=True, help="comma-separated registry names")
-    parser.add_argument("--registry", default=str(REPO_ROOT / "eval" / "benchmarks.yaml"))
+    parser.add_argument("--registry", default=str(REGISTRY_FILE), help="benchmark registry YAML")
     parser.add_argument("--task-paths", default="", help="comma-separated extra lm-eval task folders")
     parser.add_argument("--n", type=int, default=13, help="n-gram length in words")
     parser.add_argument("--limit", type=int, default=None, help="first N test items per benchmark")

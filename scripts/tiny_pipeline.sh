@@ -27,8 +27,8 @@ step "6/8 DPO round 2 on full-response pairs"
 "$PYTHON" src/phi4_recipes/run_dpo.py recipes/tiny/dpo_judge.yaml
 step "7/8 evaluation with lm-eval (chat template, offline tiny tasks)"
 for stage in midtrain sft dpo_pts dpo_judge; do
-    "$PYTHON" src/phi4_recipes/run_eval.py recipes/tiny/eval.yaml --model "$OUT/$stage"
-    "$PYTHON" -m phi4_recipes.hub "$OUT/$stage" >/dev/null   # model card now lists the scores
+    # Also puts the scores into the checkpoint's model card.
+    "$PYTHON" src/phi4_recipes/run_eval.py recipes/tiny/eval.yaml --model_name_or_path "$OUT/$stage"
 done
 step "8/8 leaderboard across stages"
 "$PYTHON" eval/leaderboard.py "$OUT"/{midtrain,sft,dpo_pts,dpo_judge}/eval/eval.json \

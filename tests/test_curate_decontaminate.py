@@ -1,14 +1,9 @@
-"""n-gram decontamination core shared with eval/decontaminate.py."""
+"""The n-gram index (data/ngrams.py) that curation and eval/decontaminate.py share, and curation's eval items."""
 
 import pytest
 
-from phi4_recipes.curate.decontaminate import (
-    build_ngram_index,
-    contamination_of,
-    find_contamination,
-    load_eval_texts,
-    normalize_words,
-)
+from phi4_recipes.curate.decontaminate import load_eval_texts
+from phi4_recipes.data.ngrams import build_ngram_index, contamination_of, find_contamination, normalize_words
 
 QUESTION = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips to her "
             "friends in May. How many clips did Natalia sell altogether in April and May?")

@@ -17,7 +17,7 @@ TRAIN = REPO / "data" / "tiny" / "arithmetic_train.jsonl"
 
 @pytest.fixture(scope="module")
 def ifeval_items():
-    registry = load_registry(REPO / "eval" / "benchmarks.yaml")
+    registry = load_registry()
     task_manager = build_task_manager([registry["tiny_ifeval"]], [])
     return benchmark_items(registry["tiny_ifeval"], task_manager)
 
@@ -47,7 +47,7 @@ def test_cli_reports_overlap_of_the_tiny_splits(tmp_path):
     report = json.loads(out.read_text())["tiny_arithmetic"]
     assert report["n"] == 13 and report["test_items"] == 100
     # The held-out problems share templates with the training ones; the CLI must agree with the library.
-    registry = load_registry(REPO / "eval" / "benchmarks.yaml")
+    registry = load_registry()
     items = benchmark_items(registry["tiny_arithmetic"], build_task_manager([registry["tiny_arithmetic"]], []))
     assert report == overlap_report(*training_texts(str(TRAIN)), {"tiny_arithmetic": items})["tiny_arithmetic"]
     assert len(report["examples"]) == min(report["contaminated_items"], 20)

@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 from lm_eval.tasks import TaskManager
 
-from phi4_recipes.configs import RecipeError
 from phi4_recipes.evaluation.leaderboard import load_reference
-from phi4_recipes.evaluation.registry import LOCAL_TASKS_DIR, load_registry, unresolved_tasks
-from phi4_recipes.verify import sandbox_available
+from phi4_recipes.evaluation.registry import LOCAL_TASKS_DIR, REGISTRY_FILE, load_registry, unresolved_tasks
+from phi4_recipes.schema import RecipeError
 
 REPO = Path(__file__).resolve().parents[1]
-REGISTRY = REPO / "eval" / "benchmarks.yaml"
+REGISTRY = REPO / "eval" / "benchmarks.yaml"  # the repository's pointer to the packaged registry
 REPORT_BENCHMARKS = ["mmlu", "gpqa", "math", "humaneval", "mgsm", "simpleqa", "drop", "mmlu_pro", "humaneval_plus",
                      "arenahard", "ifeval"]
 
@@ -23,6 +22,13 @@ def _task_utils(folder: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_the_repository_pointers_lead_to_the_packaged_resources():
+    assert REGISTRY.resolve() == REGISTRY_FILE.resolve()
+    assert (REPO / "eval" / "tasks").resolve() == LOCAL_TASKS_DIR.resolve()
+    assert (REPO / "eval" / "reference" / "phi4_report.yaml").is_file()
+    assert (REPO / "chat_templates" / "phi4.jinja").read_text().startswith("{#- Phi-4 ChatML")
 
 
 def test_every_registry_task_resolves_in_lm_eval_or_eval_tasks():
@@ -52,8 +58,11 @@ def test_code_benchmarks_never_use_lm_evals_unsandboxed_tasks():
 
 
 @pytest.mark.parametrize("broken, message", [
-    ("benchmarks:\n  x: {task: t}\n", r"benchmark 'x' lacks key\(s\) \['metric'\]"),
-    ("benchmarks:\n  x: {task: t, metric: m, shots: 3}\n", r"benchmark 'x' has unknown key\(s\) \['shots'\]"),
+    ("benchmarks:\n  x: {task: t}\n", r"benchmark 'x': missing required key\(s\) \['metric'\]"),
+    ("benchmarks:\n  x: {task: t, metric: m, few_shot: 3}\n", r"benchmark 'x': unknown key 'few_shot'.*num_fewshot"),
+    ("benchmarks:\n  x: {task: t, metric: m, num_fewshot: three}\n", r"benchmark 'x': key 'num_fewshot' expects int"),
+    ("benchmarks:\n  x: {task: t, metric: m, source: hub}\n", r"benchmark 'x': key 'source' expects"),
+    ("benchmarks:\n  x: [t, m]\n", r"benchmark 'x': expected a mapping"),
     ("tasks: []\n", "expected a top-level 'benchmarks' mapping"),
 ])
 def test_bad_registry_names_file_and_key(tmp_path, broken, message):
@@ -63,7 +72,7 @@ def test_bad_registry_names_file_and_key(tmp_path, broken, message):
         load_registry(path)
 
 
-@pytest.mark.skipif(not sandbox_available(), reason="the code sandbox (unshare namespaces) is unavailable here")
+@pytest.mark.sandbox
 def test_humaneval_grading_runs_programs_in_the_sandbox():
     utils = _task_utils("phi4_humaneval")
     docs = [json.loads(line) for line in (REPO / "tests" / "fixtures" / "eval" / "humaneval_local.jsonl").open()]

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from phi4_recipes.configs import EvalArguments, parse_recipe
 from phi4_recipes.data.tiny import tokenizer_corpus
-from phi4_recipes.evaluation.recipe import parse_eval_recipe
+from phi4_recipes.hub import card_eval_results
 from phi4_recipes.model import Phi4Config, Phi4ForCausalLM
 from phi4_recipes.run_eval import main as run_eval
 from phi4_recipes.tokenizer import train_tiny_tokenizer
-from phi4_recipes.verify import sandbox_available
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "eval"
@@ -27,11 +27,18 @@ def checkpoint(tmp_path_factory) -> Path:
     model = Phi4ForCausalLM(Phi4Config.from_preset("tiny", vocab_size=len(tokenizer)))
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    # As a training stage leaves it, so run_eval puts the scores into the checkpoint's card.
+    (folder / "manifest.json").write_text(json.dumps({"stage": "sft", "seed": 0}), encoding="utf-8")
     return folder
 
 
+def parse_eval_recipe(argv: list[str]) -> EvalArguments:
+    (args,) = parse_recipe(EvalArguments, argv=argv)
+    return args
+
+
 def _args(checkpoint: Path, run_name: str, *extra: str) -> list[str]:
-    return [str(REPO / "recipes" / "tiny" / "eval.yaml"), "--model", str(checkpoint), "--limit", "5",
+    return [str(REPO / "recipes" / "tiny" / "eval.yaml"), "--model_name_or_path", str(checkpoint), "--limit", "5",
             "--max_gen_toks", "12", "--run_name", run_name, "--system_prompt", SYSTEM_PROMPT, *extra]
 
 
@@ -43,7 +50,7 @@ def _samples(path: Path) -> list[dict]:
 def two_runs(checkpoint) -> tuple[dict, dict]:
     run_eval(parse_eval_recipe(_args(checkpoint, "first")))
     # lm-eval spends a few seconds per benchmark on environment info, so the repeat covers one benchmark.
-    run_eval(parse_eval_recipe(_args(checkpoint, "second", "--benchmarks", "[tiny_arithmetic]")))
+    run_eval(parse_eval_recipe(_args(checkpoint, "second", "--benchmarks", "tiny_arithmetic")))
     load = lambda name: json.loads((checkpoint / "eval" / f"{name}.json").read_text(encoding="utf-8"))  # noqa: E731
     return load("first"), load("second")
 
@@ -60,6 +67,17 @@ def test_result_json_is_written_beside_the_checkpoint(checkpoint, two_runs):
     assert first["model"]["path"] == str(checkpoint.resolve()) and len(first["model"]["weights_sha256"]) == 64
     assert first["settings"]["system_prompt"] == SYSTEM_PROMPT and first["settings"]["seed"] == 1234
     assert "git_commit" in first
+
+
+def test_scores_go_into_the_checkpoints_model_card(checkpoint, two_runs):
+    first, second = two_runs
+    card = (checkpoint / "README.md").read_text(encoding="utf-8")
+    listed = card_eval_results(checkpoint / "README.md")
+    assert list(listed) == TINY_BENCHMARKS  # both runs; the second one's tiny_arithmetic replaces the first's
+    for name, bench in first["benchmarks"].items():
+        assert listed[name][bench["metric"]] == (second if name in second["benchmarks"] else first)[
+            "benchmarks"][name]["score"]
+        assert f"| {name} | {bench['metric']} |" in card
 
 
 def test_prompts_go_through_the_chat_template(two_runs):
@@ -91,7 +109,7 @@ def test_scores_match_the_per_sample_grades(two_runs):
     assert bench["score"] == pytest.approx(sum(grades) / len(grades))
 
 
-@pytest.mark.skipif(not sandbox_available(), reason="the code sandbox (unshare namespaces) is unavailable here")
+@pytest.mark.sandbox
 def test_humaneval_runs_from_a_local_copy_in_the_sandbox(checkpoint, tmp_path):
     # A task folder that shadows phi4_humaneval with the same YAML but a local dataset: the real task
     # config, lm-eval loading code and sandboxed grading run, only the data source differs from the Hub.
@@ -101,8 +119,8 @@ def test_humaneval_runs_from_a_local_copy_in_the_sandbox(checkpoint, tmp_path):
     (tasks / "phi4_humaneval_local.yaml").write_text(
         f"include: {shipped}\ntask: phi4_humaneval\ndataset_path: json\n"
         f"dataset_kwargs:\n  data_files:\n    test: {FIXTURES / 'humaneval_local.jsonl'}\n", encoding="utf-8")
-    recipe = parse_eval_recipe(["--model", str(checkpoint), "--benchmarks", "[humaneval]", "--task_paths",
-                                f"[{tasks}]", "--max_gen_toks", "8", "--device", "cpu", "--output_dir",
+    recipe = parse_eval_recipe(["--model_name_or_path", str(checkpoint), "--benchmarks", "humaneval", "--task_paths",
+                                str(tasks), "--max_gen_toks", "8", "--device", "cpu", "--output_dir",
                                 str(tmp_path / "out"), "--run_name", "he"])
     record = json.loads(run_eval(recipe).read_text(encoding="utf-8"))
     bench = record["benchmarks"]["humaneval"]

@@ -1,10 +1,18 @@
 import json
+import subprocess
+import sys
 
 import pytest
 from huggingface_hub import HfApi
 
-from phi4_recipes.evaluation.results import SCHEMA
-from phi4_recipes.hub import HubPushError, push_checkpoint, render_model_card, write_model_card
+from phi4_recipes.hub import (
+    HubPushError,
+    card_eval_results,
+    push_checkpoint,
+    refresh_model_card,
+    render_model_card,
+    write_model_card,
+)
 
 MANIFEST = {
     "stage": "dpo_pts",
@@ -17,12 +25,9 @@ MANIFEST = {
 
 
 def test_model_card_has_base_model_recipe_data_stage_versions_and_evals(tmp_path):
-    (tmp_path / "eval").mkdir()
-    record = {"schema": SCHEMA, "benchmarks": {"tiny_arithmetic": {"metric": "exact_match", "score": 0.25,
-                                                                   "stderr": 0.05}}}
-    (tmp_path / "eval" / "tiny.json").write_text(json.dumps(record))
+    scores = {"tiny_arithmetic": {"exact_match": 0.25, "exact_match_stderr": 0.05}}
     card = write_model_card(tmp_path, MANIFEST, base_model="me/phi4-tiny-sft", hub_model_id="me/phi4-tiny-dpo",
-                            mixture="source weight\nsynthetic 0.40").read_text()
+                            mixture="source weight\nsynthetic 0.40", eval_results=scores).read_text()
     assert card.startswith("---\n") and "base_model: me/phi4-tiny-sft" in card
     assert "DPO round 1 on Pivotal Token Search pairs" in card
     assert "stage: dpo_pts\nbeta: 0.1" in card and "synthetic 0.40" in card
@@ -30,6 +35,8 @@ def test_model_card_has_base_model_recipe_data_stage_versions_and_evals(tmp_path
     assert "| tiny_arithmetic | exact_match | 0.2500 |" in card
     assert "| tiny_arithmetic | exact_match_stderr | 0.0500 |" in card
     assert "- trl: 1.16.0" in card
+    # The Hub reads results from the card's model-index metadata, and so does a later refresh.
+    assert "model-index:" in card.split("---")[1] and card_eval_results(tmp_path / "README.md") == scores
 
 
 def test_local_base_model_is_not_put_in_hub_metadata():
@@ -71,14 +78,21 @@ def test_offline_mode_refuses_with_clear_error(tmp_path, monkeypatch):
         push_checkpoint(tmp_path, "me/x", token="hf_test")
 
 
-def test_refresh_card_picks_up_new_eval_results(tmp_path):
-    from phi4_recipes.hub import refresh_model_card
-
+def test_refresh_card_takes_new_scores_and_keeps_the_ones_it_has(tmp_path):
     manifest = {**MANIFEST, "resolved_config": {"model_args": {"model_name_or_path": "me/base"}}}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     assert "## Evaluation" not in refresh_model_card(tmp_path).read_text()
-    (tmp_path / "eval").mkdir()
-    record = {"schema": SCHEMA, "benchmarks": {"tiny_choice": {"metric": "acc", "score": 0.5, "stderr": None}}}
-    (tmp_path / "eval" / "tiny.json").write_text(json.dumps(record))
-    card = refresh_model_card(tmp_path).read_text()
+    card = refresh_model_card(tmp_path, eval_results={"tiny_choice": {"acc": 0.5}}).read_text()
     assert "| tiny_choice | acc | 0.5000 |" in card and "base_model: me/base" in card
+    # `python -m phi4_recipes.hub FOLDER` rewrites the card from the manifest and keeps its scores.
+    subprocess.run([sys.executable, "-m", "phi4_recipes.hub", str(tmp_path)], check=True, capture_output=True,
+                   timeout=120)
+    assert (tmp_path / "README.md").read_text() == card
+
+
+def test_training_and_hub_modules_load_no_evaluation_code():
+    # Layering: a DPO run (training, hub, model loading) must not import phi4_recipes.evaluation.
+    code = ("import sys, phi4_recipes.run_dpo, phi4_recipes.hub, phi4_recipes.training; "
+            "print([m for m in sys.modules if m.startswith('phi4_recipes.evaluation')])")
+    result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip().splitlines()[-1] == "[]"

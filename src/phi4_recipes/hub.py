@@ -2,11 +2,16 @@
 
 Pushing happens after the checkpoint is saved locally, so a failed push (offline, no token, no rights)
 never costs the run: the error says where the checkpoint is.
+
+Evaluation scores reach the card from run_eval, which passes them in (this module never imports the
+evaluation code, so a training run does not load it). The card keeps them in its `model-index` metadata,
+the Hub's own place for results, so rewriting the card from the manifest keeps them.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -25,29 +30,39 @@ class HubPushError(RuntimeError):
     pass
 
 
-def collect_eval_results(output_dir: str | Path) -> dict[str, dict]:
-    """Scores of every run_eval.py result in `<output_dir>/eval/`: {benchmark: {metric: score, ...}}."""
-    from .evaluation.results import read_results
+EvalResults = Mapping[str, Mapping[str, float]]  # {benchmark: {metric: value, "<metric>_stderr": value}}
 
-    results = {}
-    for path in sorted(Path(output_dir).glob("eval/*.json")):
-        for benchmark, entry in read_results(path)["benchmarks"].items():
-            scores = {entry["metric"]: entry["score"]}
-            if entry.get("stderr") is not None:
-                scores[f"{entry['metric']}_stderr"] = entry["stderr"]
-            results[benchmark] = scores
-    return results
+
+def model_index(name: str, eval_results: EvalResults) -> list[dict]:
+    """Scores as the Hub's `model-index` card metadata (one result per benchmark)."""
+    results = [{"task": {"type": "text-generation"}, "dataset": {"name": benchmark, "type": benchmark},
+                "metrics": [{"type": metric, "value": value} for metric, value in scores.items()]}
+               for benchmark, scores in eval_results.items()]
+    return [{"name": name, "results": results}]
+
+
+def card_eval_results(card_path: str | Path) -> dict[str, dict[str, float]]:
+    """The scores an existing card holds in its `model-index` metadata ({} without a card or scores)."""
+    path = Path(card_path)
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if not text.startswith("---\n") or "\n---\n" not in text[4:]:
+        return {}
+    metadata = yaml.safe_load(text[4:text.index("\n---\n", 4)]) or {}
+    return {result["dataset"]["name"]: {m["type"]: m["value"] for m in result.get("metrics", [])}
+            for entry in metadata.get("model-index") or [] for result in entry.get("results", [])}
 
 
 def render_model_card(manifest: dict, *, base_model: str | None, hub_model_id: str | None,
-                      mixture: str | None = None) -> str:
+                      mixture: str | None = None, eval_results: EvalResults | None = None) -> str:
     stage = manifest.get("stage", "unknown")
     versions = manifest.get("versions", {})
+    evals = eval_results or {}
     metadata = {
         "library_name": "transformers",
         "pipeline_tag": "text-generation",
         "tags": ["phi4-recipes", "phi3", stage, "trl"],
         "base_model": base_model if base_model and not base_model.startswith(("/", ".")) else None,
+        "model-index": model_index(hub_model_id or f"phi4-recipes-{stage}", evals) if evals else None,
     }
     metadata = {k: v for k, v in metadata.items() if v is not None}
     lines = [
@@ -69,7 +84,6 @@ def render_model_card(manifest: dict, *, base_model: str | None, hub_model_id: s
         lines += [f"- `{i.get('source')}`: {i.get('rows')} rows" + (f", sha256 `{i['sha256'][:16]}`"
                   if i.get("sha256") else "") for i in inputs]
         lines.append("")
-    evals = manifest.get("eval_results") or {}
     if evals:
         lines += ["## Evaluation", "", "| benchmark | metric | value |", "|---|---|---|"]
         for benchmark, scores in evals.items():
@@ -84,11 +98,11 @@ def render_model_card(manifest: dict, *, base_model: str | None, hub_model_id: s
 
 
 def write_model_card(output_dir: str | Path, manifest: dict, *, base_model: str | None,
-                     hub_model_id: str | None, mixture: str | None = None) -> Path:
-    manifest = {**manifest, "eval_results": collect_eval_results(output_dir)}
+                     hub_model_id: str | None, mixture: str | None = None,
+                     eval_results: EvalResults | None = None) -> Path:
     path = Path(output_dir) / "README.md"
     path.write_text(render_model_card(manifest, base_model=base_model, hub_model_id=hub_model_id,
-                                      mixture=mixture), encoding="utf-8")
+                                      mixture=mixture, eval_results=eval_results), encoding="utf-8")
     return path
 
 
@@ -118,8 +132,9 @@ def push_checkpoint(output_dir: str | Path, hub_model_id: str, *, token: str | N
     return str(getattr(commit, "commit_url", commit))
 
 
-def refresh_model_card(output_dir: str | Path) -> Path:
-    """Rewrite a checkpoint's card from its manifest, e.g. after run_eval.py added results under eval/."""
+def refresh_model_card(output_dir: str | Path, eval_results: EvalResults | None = None) -> Path:
+    """Rewrite a checkpoint's card from its manifest, with `eval_results` (run_eval passes every score of
+    the checkpoint) or, when None, with the scores the card already lists."""
     from .manifest import read_manifest
 
     manifest = read_manifest(output_dir)
@@ -128,7 +143,10 @@ def refresh_model_card(output_dir: str | Path) -> Path:
     resolved = manifest.get("resolved_config", {})
     base_model = (resolved.get("model_args") or {}).get("model_name_or_path")
     hub_model_id = (resolved.get("training_args") or {}).get("hub_model_id")
-    return write_model_card(output_dir, manifest, base_model=base_model, hub_model_id=hub_model_id)
+    if eval_results is None:
+        eval_results = card_eval_results(Path(output_dir) / "README.md")
+    return write_model_card(output_dir, manifest, base_model=base_model, hub_model_id=hub_model_id,
+                            eval_results=eval_results)
 
 
 if __name__ == "__main__":

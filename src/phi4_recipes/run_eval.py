@@ -1,69 +1,77 @@
 """Evaluate a checkpoint on the registry's benchmarks with lm-eval, the same way every time.
 
-    python src/phi4_recipes/run_eval.py recipes/eval/phi4.yaml --model microsoft/phi-4
-    python src/phi4_recipes/run_eval.py recipes/tiny/eval.yaml --model outputs/tiny/sft --limit 20
+    python src/phi4_recipes/run_eval.py recipes/eval/phi4.yaml --model_name_or_path microsoft/phi-4
+    python src/phi4_recipes/run_eval.py recipes/tiny/eval.yaml --model_name_or_path outputs/tiny/sft --limit 20
 
-Every benchmark runs with the few-shot count and generation settings fixed in eval/benchmarks.yaml, the
-model's chat template and the recipe's system prompt, and fixed seeds. The run writes
-`<output_dir>/<run_name>.json` (scores, stderr, settings, versions, git commit) and the per-sample outputs
-beside it; `eval/leaderboard.py` turns several such files into a comparison table.
+Every benchmark runs with the few-shot count and generation settings fixed in the benchmark registry
+(eval/benchmarks.yaml), the model's chat template and the recipe's system prompt, and fixed seeds. The run
+writes `<output_dir>/<run_name>.json` (scores, stderr, settings, versions, git commit) and the per-sample
+outputs beside it; for a checkpoint of ours the scores also go into its model card. `eval/leaderboard.py`
+turns several result files into a comparison table.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 
 from transformers import set_seed
 
+from phi4_recipes.configs import parse_recipe
+from phi4_recipes.configs.eval import EvalArguments
 from phi4_recipes.evaluation.lm_eval_runner import (
     build_lm,
     build_task_manager,
     evaluate_benchmark,
     export_judge_settings,
 )
-from phi4_recipes.evaluation.recipe import EvalRecipe, parse_eval_recipe
-from phi4_recipes.evaluation.registry import REPO_ROOT, load_registry, select_benchmarks
-from phi4_recipes.evaluation.results import write_results
+from phi4_recipes.evaluation.registry import REGISTRY_FILE, load_registry, select_benchmarks
+from phi4_recipes.evaluation.results import card_scores, write_results
+from phi4_recipes.hub import refresh_model_card
+from phi4_recipes.io import get_logger, setup_logging
 
-logger = logging.getLogger("run_eval")
-
-
-def _registry_path(recipe: EvalRecipe) -> Path:
-    # A relative registry path is read from the working directory if it is there, else from the repository.
-    path = Path(recipe.registry)
-    return path if path.is_absolute() or path.exists() else REPO_ROOT / path
+logger = get_logger(__name__)
 
 
-def main(recipe: EvalRecipe) -> Path:
-    set_seed(recipe.seed)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    logger.info("Evaluating %s on %s", recipe.model, ", ".join(recipe.benchmarks))
+def update_model_card(results_path: Path, model_name_or_path: str) -> Path | None:
+    """Every score beside a checkpoint of ours (one with a manifest) into its card; None for other models."""
+    checkpoint = Path(model_name_or_path)
+    if not (checkpoint / "manifest.json").is_file() or results_path.parent != checkpoint / "eval":
+        return None
+    return refresh_model_card(checkpoint, eval_results=card_scores(results_path.parent))
+
+
+def main(args: EvalArguments) -> Path:
+    set_seed(args.seed)
+    setup_logging()
+    logger.info("Evaluating %s on %s", args.model_name_or_path, ", ".join(args.benchmarks))
 
     # Benchmarks and their fixed settings, and the judge for LLM-graded ones: fail before loading a model.
-    registry = load_registry(_registry_path(recipe))
-    benchmarks = select_benchmarks(registry, recipe.benchmarks, recipe.recipe_path)
-    export_judge_settings(recipe, benchmarks)
+    registry = load_registry(args.registry or REGISTRY_FILE)
+    benchmarks = select_benchmarks(registry, args.benchmarks, args.recipe_path)
+    export_judge_settings(args, benchmarks)
 
-    # Tasks: ours under eval/tasks/ (plus any recipe task_paths), lm-eval's built-ins when needed.
-    task_manager = build_task_manager(benchmarks, recipe.task_paths)
+    # Tasks: our packaged ones (plus any recipe task_paths), lm-eval's built-ins when needed.
+    task_manager = build_task_manager(benchmarks, args.task_paths)
 
     # Model: loaded once, shared by every benchmark.
-    lm = build_lm(recipe)
+    lm = build_lm(args)
 
     runs = []
     for benchmark in benchmarks:
-        run = evaluate_benchmark(lm, benchmark, recipe, task_manager)
+        run = evaluate_benchmark(lm, benchmark, args, task_manager)
         stderr = f" ± {run.stderr:.4f}" if run.stderr is not None else ""
         logger.info("%s (%s, %s-shot, n=%d): %.4f%s", benchmark.name, benchmark.metric, run.num_fewshot,
                     run.num_samples, run.score, stderr)
         runs.append(run)
 
-    path = write_results(recipe, runs)
+    path = write_results(args, runs)
     logger.info("Wrote %s", path)
+    card = update_model_card(path, args.model_name_or_path)
+    if card is not None:
+        logger.info("Model card %s now lists the scores", card)
     return path
 
 
 if __name__ == "__main__":
-    main(parse_eval_recipe(sys.argv[1:]))
+    (eval_args,) = parse_recipe(EvalArguments)
+    main(eval_args)

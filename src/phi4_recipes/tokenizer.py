@@ -17,6 +17,8 @@ from pathlib import Path
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
+from .resources import resource_path
+
 CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 PHI4_VOCAB_SIZE = 100_352
 
@@ -48,14 +50,10 @@ BOS_TOKEN, EOS_TOKEN, PAD_TOKEN = "<|endoftext|>", "<|im_end|>", "<|dummy_85|>"
 # The tiny tokenizer puts the same specials first (ids 0-8); the "tiny" model preset relies on these ids.
 TINY_SPECIAL_TOKENS = [*PHI4_SPECIAL_TOKENS, PAD_TOKEN]
 
-CHAT_TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "chat_templates" / "phi4.jinja"
-
 
 def load_chat_template() -> str:
-    """The Phi-4 ChatML template with `{% generation %}` markers (chat_templates/phi4.jinja)."""
-    if not CHAT_TEMPLATE_PATH.is_file():
-        raise FileNotFoundError(f"Phi-4 chat template not found at {CHAT_TEMPLATE_PATH}")
-    return CHAT_TEMPLATE_PATH.read_text(encoding="utf-8")
+    """The Phi-4 ChatML template with `{% generation %}` markers (package data: resources/phi4.jinja)."""
+    return resource_path("phi4.jinja").read_text(encoding="utf-8")
 
 
 def cl100k_path() -> Path:

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import datasets
 
+from phi4_recipes.data.tiny import tiny_datasets
 from phi4_recipes.verify.math_oracle import math_equal
-
-# eval/tasks/phi4_tiny_arithmetic/utils.py -> repository root
-TEST_FILE = Path(__file__).resolve().parents[3] / "data" / "tiny" / "arithmetic_test.jsonl"
 
 
 def load_arithmetic_test(**_metadata) -> datasets.DatasetDict:
-    """The held-out split as a DatasetDict with one `test` split (lm-eval passes task metadata; unused)."""
-    if not TEST_FILE.is_file():
-        raise FileNotFoundError(f"tiny arithmetic test split not found at {TEST_FILE}; "
-                                "regenerate it with: python -m phi4_recipes.data.tiny data/tiny")
-    return datasets.load_dataset("json", data_files={"test": str(TEST_FILE)})
+    """The held-out split as a DatasetDict with one `test` split (lm-eval passes task metadata; unused).
+
+    Built by the generator that writes data/tiny/arithmetic_test.jsonl (the same rows), so the task needs
+    no file outside the installed package.
+    """
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(tiny_datasets()["arithmetic_test"])})
 
 
 def process_results(doc: dict, results: list[str]) -> dict[str, int]:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 import datasets
 
+from phi4_recipes.data.tiny import tiny_datasets
 from phi4_recipes.verify.choice import choice_equal
 
-TEST_FILE = Path(__file__).resolve().parents[3] / "data" / "tiny" / "arithmetic_test.jsonl"
 LETTERS = "ABCD"
 NUM_QUESTIONS = 40
 
@@ -39,10 +37,8 @@ def build_choice_rows(problems: list[dict]) -> list[dict]:
 
 
 def load_choice_test(**_metadata) -> datasets.DatasetDict:
-    if not TEST_FILE.is_file():
-        raise FileNotFoundError(f"tiny arithmetic test split not found at {TEST_FILE}; "
-                                "regenerate it with: python -m phi4_recipes.data.tiny data/tiny")
-    problems = [json.loads(line) for line in TEST_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # The held-out arithmetic split (data/tiny/arithmetic_test.jsonl), from its generator: no file needed.
+    problems = tiny_datasets()["arithmetic_test"]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(build_choice_rows(problems))})
 
 

@@ -1,6 +1,8 @@
-"""Evaluation with lm-eval: the eval recipe, the benchmark registry, the runner, result files and reports."""
+"""Evaluation with lm-eval: the benchmark registry, the runner, result files and reports.
 
-from phi4_recipes.evaluation.recipe import EvalRecipe, parse_eval_recipe
+The run's options are `phi4_recipes.configs.EvalArguments`.
+"""
+
 from phi4_recipes.evaluation.registry import Benchmark, load_registry
 
-__all__ = ["Benchmark", "EvalRecipe", "load_registry", "parse_eval_recipe"]
+__all__ = ["Benchmark", "load_registry"]

@@ -1,7 +1,7 @@
 """How much of each benchmark's test set appears in a training dataset (word n-gram overlap, 13 by default).
 
 Benchmark items are read through lm-eval's own task loading (the same documents run_eval scores), and the
-overlap itself is phi4_recipes.curate.decontaminate's n-gram index.
+overlap itself is phi4_recipes.data.ngrams' index (the one curation's decontamination step uses).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import datasets
 
-from phi4_recipes.curate.decontaminate import build_ngram_index, find_contamination
+from phi4_recipes.data.ngrams import build_ngram_index, find_contamination
 from phi4_recipes.evaluation.registry import Benchmark
 
 # Examples of contaminated items kept in the report (the counts cover all of them).

@@ -13,8 +13,9 @@ from pathlib import Path
 import yaml
 
 from phi4_recipes.evaluation.results import SCHEMA, read_results
+from phi4_recipes.resources import resource_path
 
-REFERENCE_FILE = Path(__file__).resolve().parents[3] / "eval" / "reference" / "phi4_report.yaml"
+REFERENCE_FILE = resource_path("phi4_report.yaml")
 
 
 @dataclass

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from phi4_recipes.configs import RecipeError
-from phi4_recipes.evaluation.recipe import EvalRecipe
+from phi4_recipes.configs.eval import EvalArguments
 from phi4_recipes.evaluation.registry import LOCAL_TASKS_DIR, Benchmark
+from phi4_recipes.schema import RecipeError
 
-# Judge-graded tasks under eval/tasks/ read their judge from these variables (lm-eval gives a task's
+# Our judge-graded tasks (SimpleQA, ArenaHard) read their judge from these variables (lm-eval gives a task's
 # process_results no access to the run's options).
 JUDGE_ENV = {"judge_model": "PHI4_JUDGE_MODEL", "judge_base_url": "PHI4_JUDGE_BASE_URL",
              "judge_api_key_env": "PHI4_JUDGE_API_KEY_ENV"}
@@ -43,7 +43,7 @@ def resolve_device(device: str) -> str:
 
 
 def build_task_manager(benchmarks: list[Benchmark], task_paths: list[str]):
-    """lm-eval's TaskManager over eval/tasks/ (and `task_paths`, which may shadow our tasks with local copies).
+    """lm-eval's TaskManager over our packaged tasks (and `task_paths`, which may shadow our tasks with local copies).
 
     lm-eval's ~15k built-in task configs are indexed only when a benchmark needs one (~10 s on 2 cores).
     """
@@ -57,28 +57,29 @@ def build_task_manager(benchmarks: list[Benchmark], task_paths: list[str]):
     return TaskManager(include_path=[str(p) for p in paths], include_defaults=needs_builtin)
 
 
-def build_lm(recipe: EvalRecipe):
+def build_lm(args: EvalArguments):
     """lm-eval's HF model (default) or its vLLM model, loaded once for every benchmark of the run."""
     from lm_eval.api.registry import get_model
 
-    if recipe.backend == "vllm":
-        args = {"pretrained": recipe.model, "dtype": recipe.dtype, "batch_size": "auto", "seed": recipe.seed}
+    if args.backend == "vllm":
+        model_args = {"pretrained": args.model_name_or_path, "dtype": args.dtype, "batch_size": "auto",
+                      "seed": args.seed}
     else:
-        args = {"pretrained": recipe.model, "dtype": recipe.dtype, "batch_size": recipe.batch_size,
-                "device": resolve_device(recipe.device)}
-    return get_model(recipe.backend)(**{**args, **recipe.model_args})
+        model_args = {"pretrained": args.model_name_or_path, "dtype": args.dtype, "batch_size": args.batch_size,
+                      "device": resolve_device(args.device)}
+    return get_model(args.backend)(**{**model_args, **args.model_args})
 
 
-def export_judge_settings(recipe: EvalRecipe, benchmarks: list[Benchmark]) -> None:
+def export_judge_settings(args: EvalArguments, benchmarks: list[Benchmark]) -> None:
     """Hand the judge settings to judge-graded tasks; fail before any generation when they are missing."""
     judged = [b.name for b in benchmarks if b.needs_judge]
     if not judged:
         return
-    if not recipe.judge_model or not recipe.judge_base_url:
-        raise RecipeError(f"{recipe.recipe_path or 'command line'}: benchmark(s) {judged} are graded by an LLM "
+    if not args.judge_model or not args.judge_base_url:
+        raise RecipeError(f"{args.recipe_path or 'command line'}: benchmark(s) {judged} are graded by an LLM "
                           "judge; set judge_model and judge_base_url (an OpenAI-compatible /v1 endpoint)")
     for key, variable in JUDGE_ENV.items():
-        os.environ[variable] = str(getattr(recipe, key))
+        os.environ[variable] = str(getattr(args, key))
 
 
 def _metric(results: dict, task: str, metric: str) -> tuple[float, float | None]:
@@ -100,29 +101,29 @@ def _metric(results: dict, task: str, metric: str) -> tuple[float, float | None]
     return sum(scores) / len(scores), stderr
 
 
-def evaluate_benchmark(lm, benchmark: Benchmark, recipe: EvalRecipe, task_manager) -> BenchmarkRun:
+def evaluate_benchmark(lm, benchmark: Benchmark, args: EvalArguments, task_manager) -> BenchmarkRun:
     """Run one benchmark with its registry settings and the recipe's seed, chat template and system prompt."""
     from lm_eval import simple_evaluate
 
     gen_kwargs = dict(benchmark.gen_kwargs)
-    if recipe.max_gen_toks is not None:
-        gen_kwargs["max_gen_toks"] = min(recipe.max_gen_toks, gen_kwargs.get("max_gen_toks", recipe.max_gen_toks))
+    if args.max_gen_toks is not None:
+        gen_kwargs["max_gen_toks"] = min(args.max_gen_toks, gen_kwargs.get("max_gen_toks", args.max_gen_toks))
     output = simple_evaluate(
         model=lm,
         tasks=[benchmark.task],
         num_fewshot=benchmark.num_fewshot,
-        limit=recipe.limit,
+        limit=args.limit,
         gen_kwargs=gen_kwargs or None,
-        apply_chat_template=recipe.apply_chat_template,
-        system_instruction=recipe.system_prompt,
-        fewshot_as_multiturn=recipe.fewshot_as_multiturn and recipe.apply_chat_template and benchmark.num_fewshot > 0,
+        apply_chat_template=args.apply_chat_template,
+        system_instruction=args.system_prompt,
+        fewshot_as_multiturn=args.fewshot_as_multiturn and args.apply_chat_template and benchmark.num_fewshot > 0,
         task_manager=task_manager,
         log_samples=True,
-        bootstrap_iters=recipe.bootstrap_iters,
-        random_seed=recipe.seed,
-        numpy_random_seed=recipe.seed,
-        torch_random_seed=recipe.seed,
-        fewshot_random_seed=recipe.seed,
+        bootstrap_iters=args.bootstrap_iters,
+        random_seed=args.seed,
+        numpy_random_seed=args.seed,
+        torch_random_seed=args.seed,
+        fewshot_random_seed=args.seed,
     )
     if output is None:  # lm-eval returns None on non-zero ranks of a distributed run
         raise RuntimeError("lm-eval returned no results on this process (multi-process runs are not supported)")

@@ -1,4 +1,4 @@
-"""The benchmark registry (eval/benchmarks.yaml): each benchmark's lm-eval task, metric and fixed settings.
+"""The benchmark registry (packaged benchmarks.yaml): each benchmark's lm-eval task, metric and fixed settings.
 
 A benchmark is always run the same way: its few-shot count and generation settings live here, not on the
 command line, so two runs of the same recipe on two checkpoints are comparable.
@@ -8,17 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
-from phi4_recipes.configs import RecipeError
+from phi4_recipes.resources import resource_path
+from phi4_recipes.schema import RecipeError, from_mapping
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-LOCAL_TASKS_DIR = REPO_ROOT / "eval" / "tasks"
-
-_REQUIRED = ("task", "metric")
-_OPTIONAL = ("title", "num_fewshot", "gen_kwargs", "source", "notes", "needs_judge")
+REGISTRY_FILE = resource_path("benchmarks.yaml")
+LOCAL_TASKS_DIR = resource_path("lm_eval_tasks")
 
 
 @dataclass(frozen=True)
@@ -27,12 +25,12 @@ class Benchmark:
 
     Attributes:
         name: registry key, e.g. "gpqa".
-        task: lm-eval task, group or tag name (built in, or defined under eval/tasks/).
+        task: lm-eval task, group or tag name (built in, or one of ours in LOCAL_TASKS_DIR).
         metric: lm-eval result key "<metric>,<filter>", e.g. "exact_match,flexible-extract".
         title: display name for tables ("GPQA").
         num_fewshot: fixed few-shot count.
         gen_kwargs: generation settings merged into the task's own (greedy, length caps).
-        source: "lm_eval" (built-in task) or "local" (a task of ours under eval/tasks/).
+        source: "lm_eval" (built-in task) or "local" (a task of ours in LOCAL_TASKS_DIR).
         needs_judge: the task grades with an LLM judge (recipe keys judge_model / judge_base_url).
     """
 
@@ -42,20 +40,12 @@ class Benchmark:
     title: str = ""
     num_fewshot: int = 0
     gen_kwargs: dict[str, Any] = field(default_factory=dict)
-    source: str = "lm_eval"
+    source: Literal["lm_eval", "local"] = "lm_eval"
     notes: str = ""
     needs_judge: bool = False
 
-    @property
-    def metric_name(self) -> str:
-        return self.metric.split(",", 1)[0]
 
-    @property
-    def metric_filter(self) -> str:
-        return self.metric.split(",", 1)[1] if "," in self.metric else "none"
-
-
-def load_registry(path: str | Path) -> dict[str, Benchmark]:
+def load_registry(path: str | Path = REGISTRY_FILE) -> dict[str, Benchmark]:
     """Parse the registry YAML (`benchmarks: {name: {task, metric, ...}}`), naming file and key on errors."""
     path = Path(path)
     if not path.is_file():
@@ -66,17 +56,10 @@ def load_registry(path: str | Path) -> dict[str, Benchmark]:
         raise RecipeError(f"{path}: expected a top-level 'benchmarks' mapping of name -> settings")
     registry = {}
     for name, entry in entries.items():
-        if not isinstance(entry, dict):
-            raise RecipeError(f"{path}: benchmark '{name}' must be a mapping, got {type(entry).__name__}")
-        missing = [key for key in _REQUIRED if key not in entry]
-        if missing:
-            raise RecipeError(f"{path}: benchmark '{name}' lacks key(s) {missing}")
-        unknown = sorted(set(entry) - set(_REQUIRED) - set(_OPTIONAL))
-        if unknown:
-            raise RecipeError(f"{path}: benchmark '{name}' has unknown key(s) {unknown}")
-        if entry.get("source", "lm_eval") not in ("lm_eval", "local"):
-            raise RecipeError(f"{path}: benchmark '{name}': source must be 'lm_eval' or 'local'")
-        registry[name] = Benchmark(name=name, **{"title": name, **entry})
+        where = f"{path}: benchmark '{name}'"
+        # `name` is the registry key, not a setting; the title defaults to it.
+        settings = {"title": name, **entry} if isinstance(entry, dict) else entry
+        registry[name] = from_mapping(Benchmark, settings, where, name=name)
     return registry
 
 
@@ -92,6 +75,6 @@ def select_benchmarks(registry: dict[str, Benchmark], names: list[str], recipe_p
 
 
 def unresolved_tasks(registry: dict[str, Benchmark], task_manager) -> list[str]:
-    """Registry entries whose task is neither a built-in lm-eval task/group/tag nor one under eval/tasks/."""
+    """Registry entries whose task is neither a built-in lm-eval task/group/tag nor one of ours."""
     known = set(task_manager.all_tasks)
     return [f"{b.name}: {b.task}" for b in registry.values() if b.task not in known]

@@ -1,19 +1,20 @@
 """Write an evaluation run as one JSON (scores and provenance) plus one JSONL of per-sample outputs per benchmark.
 
-The JSON is what eval/leaderboard.py reads; the sample files are for reading what the model actually said.
+The JSON is what eval/leaderboard.py reads, and its scores go into the checkpoint's model card; the sample
+files are for reading what the model actually said.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from phi4_recipes.configs.eval import EvalArguments
 from phi4_recipes.evaluation.lm_eval_runner import BenchmarkRun
-from phi4_recipes.evaluation.recipe import EvalRecipe
+from phi4_recipes.io import sha256_files
 from phi4_recipes.manifest import git_commit, package_versions
 
 SCHEMA = "phi4-recipes/eval-result/v1"
@@ -21,22 +22,20 @@ SCHEMA = "phi4-recipes/eval-result/v1"
 _MAX_HASHED_BYTES = 2 << 30
 
 
-def default_output_dir(recipe: EvalRecipe) -> Path:
+def default_output_dir(args: EvalArguments) -> Path:
     """`<model folder>/eval` for a local checkpoint ("beside the checkpoint"), else outputs/eval/<hub id>."""
-    if recipe.output_dir:
-        return Path(recipe.output_dir)
-    if Path(recipe.model).is_dir():
-        return Path(recipe.model) / "eval"
-    return Path("outputs") / "eval" / recipe.model.replace("/", "__")
+    if args.output_dir:
+        return Path(args.output_dir)
+    if Path(args.model_name_or_path).is_dir():
+        return Path(args.model_name_or_path) / "eval"
+    return Path("outputs") / "eval" / args.model_name_or_path.replace("/", "__")
 
 
-def _sha256(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+def run_name(args: EvalArguments) -> str:
+    """The result file's stem: `run_name`, else the recipe file's stem, else "eval"."""
+    if args.run_name:
+        return args.run_name
+    return Path(args.recipe_path).stem if args.recipe_path else "eval"
 
 
 def model_fingerprint(model: str, lm_eval_config: dict[str, Any]) -> dict[str, Any]:
@@ -52,9 +51,9 @@ def model_fingerprint(model: str, lm_eval_config: dict[str, Any]) -> dict[str, A
     total = sum(p.stat().st_size for p in weights)
     info.update(
         path=str(folder.resolve()),
-        config_sha256=_sha256([config]) if config.is_file() else None,
+        config_sha256=sha256_files([config]) if config.is_file() else None,
         weights_bytes=total,
-        weights_sha256=_sha256(weights) if weights and total <= _MAX_HASHED_BYTES else None,
+        weights_sha256=sha256_files(weights) if weights and total <= _MAX_HASHED_BYTES else None,
     )
     manifest = folder / "manifest.json"
     if manifest.is_file():  # written by the training stage that produced the checkpoint
@@ -78,7 +77,7 @@ def write_samples(run: BenchmarkRun, directory: Path) -> Path:
     return path
 
 
-def build_record(recipe: EvalRecipe, runs: list[BenchmarkRun], samples_dir: Path) -> dict[str, Any]:
+def build_record(args: EvalArguments, runs: list[BenchmarkRun], samples_dir: Path) -> dict[str, Any]:
     """The run's JSON: scores with stderr and settings per benchmark, model fingerprint, versions, commit."""
     first_config = runs[0].output.get("config", {}) if runs else {}
     benchmarks = {}
@@ -101,18 +100,18 @@ def build_record(recipe: EvalRecipe, runs: list[BenchmarkRun], samples_dir: Path
     versions["lm_eval"] = runs[0].output.get("lm_eval_version", versions.get("lm_eval")) if runs else None
     return {
         "schema": SCHEMA,
-        "run_name": recipe.run_name,
+        "run_name": run_name(args),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model": model_fingerprint(recipe.model, first_config),
+        "model": model_fingerprint(args.model_name_or_path, first_config),
         "settings": {
-            "backend": recipe.backend,
-            "apply_chat_template": recipe.apply_chat_template,
-            "system_prompt": recipe.system_prompt,
-            "seed": recipe.seed,
-            "limit": recipe.limit,
-            "bootstrap_iters": recipe.bootstrap_iters,
-            "recipe_path": recipe.recipe_path,
-            "recipe": dataclasses.asdict(recipe),
+            "backend": args.backend,
+            "apply_chat_template": args.apply_chat_template,
+            "system_prompt": args.system_prompt,
+            "seed": args.seed,
+            "limit": args.limit,
+            "bootstrap_iters": args.bootstrap_iters,
+            "recipe_path": args.recipe_path,
+            "recipe": dataclasses.asdict(args),
         },
         "benchmarks": benchmarks,
         "versions": versions,
@@ -120,14 +119,14 @@ def build_record(recipe: EvalRecipe, runs: list[BenchmarkRun], samples_dir: Path
     }
 
 
-def write_results(recipe: EvalRecipe, runs: list[BenchmarkRun]) -> Path:
+def write_results(args: EvalArguments, runs: list[BenchmarkRun]) -> Path:
     """Write `<output_dir>/<run_name>.json` and `<output_dir>/<run_name>_samples/<benchmark>.jsonl`."""
-    output_dir = default_output_dir(recipe)
-    samples_dir = output_dir / f"{recipe.run_name}_samples"
+    output_dir = default_output_dir(args)
+    samples_dir = output_dir / f"{run_name(args)}_samples"
     for run in runs:
         write_samples(run, samples_dir)
-    record = build_record(recipe, runs, samples_dir)
-    path = output_dir / f"{recipe.run_name}.json"
+    record = build_record(args, runs, samples_dir)
+    path = output_dir / f"{run_name(args)}.json"
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
@@ -144,3 +143,17 @@ def read_results(path: str | Path) -> dict[str, Any]:
     if not isinstance(record.get("benchmarks"), dict):
         raise ValueError(f"{path}: key 'benchmarks' is missing or not a mapping")
     return record
+
+
+def card_scores(results_dir: str | Path) -> dict[str, dict[str, float]]:
+    """Scores of every result in `results_dir`, for the model card: {benchmark: {metric: score, ..._stderr}}.
+
+    A later file (by name) wins for a benchmark scored twice.
+    """
+    scores: dict[str, dict[str, float]] = {}
+    for path in sorted(Path(results_dir).glob("*.json")):
+        for benchmark, entry in read_results(path)["benchmarks"].items():
+            scores[benchmark] = {entry["metric"]: entry["score"]}
+            if entry.get("stderr") is not None:
+                scores[benchmark][f"{entry['metric']}_stderr"] = entry["stderr"]
+    return scores
