@@ -9,6 +9,7 @@ link-dense blocks. Built on selectolax's lexbor parser, which tolerates any brok
 
 from __future__ import annotations
 
+import functools
 import html as html_lib
 import re
 from dataclasses import dataclass, field
@@ -187,8 +188,13 @@ def _is_hidden(node: LexborNode) -> bool:
 def _is_boilerplate(node: LexborNode) -> bool:
     """A class or id says boilerplate ("cookie-banner", "share-buttons"); only a hint, see `_drop_boilerplate`."""
     attrs = node.attributes
-    names = f"{attrs.get('class') or ''} {attrs.get('id') or ''}".lower().split()
-    for name in names:
+    return _names_say_boilerplate(f"{attrs.get('class') or ''} {attrs.get('id') or ''}".lower())
+
+
+@functools.lru_cache(maxsize=8192)
+def _names_say_boilerplate(names: str) -> bool:
+    # Cached: a page repeats the same few class strings on thousands of elements.
+    for name in names.split():
         if name in BOILERPLATE_EXACT or name in BOILERPLATE_WORDS:
             return True
         parts = [part for part in re.split(r"[-_]", name) if part]
@@ -209,9 +215,11 @@ def _holds_main_content(node: LexborNode, page_plain: int) -> bool:
     # Class names are a weak signal: layout wrappers ("content-sidebar-wrap", "l-sidebar-fixed",
     # "Page-ad-margins") and WordPress article classes ("tag-sponsor") carry the same words as real chrome.
     # A block that holds most of the page's readable text, or the article itself, is content whatever its name.
-    if node.css_first(MAIN_CONTENT_MARKERS) is not None:
-        return True
-    return _plain_text_length(node) > 0.4 * page_plain
+    threshold = 0.4 * page_plain
+    # Most flagged blocks are small: their whole text is under the bar, so links need not be measured.
+    if len(_collapse(node.text(deep=True))) <= threshold:
+        return node.css_first(MAIN_CONTENT_MARKERS) is not None
+    return node.css_first(MAIN_CONTENT_MARKERS) is not None or _plain_text_length(node) > threshold
 
 
 def _drop_boilerplate(body: LexborNode) -> None:
