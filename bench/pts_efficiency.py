@@ -1,7 +1,7 @@
 """Pivotal Token Search efficiency: the improved search against the report's algorithm.
 
 On synthetic answer processes whose p(correct | prefix) is known exactly
-(``phi4_recipes.pts.synthetic``), every method searches the same responses and is scored against
+(``phi4_recipes.pts.reference.synthetic``), every method searches the same responses and is scored against
 the exact truth: a token is a true pivot iff it moves the exact p by at least ``p_gap``.
 Prints Markdown tables: precision, recall, rollouts and rollouts per true pivot found, for
 ours (with and without token log-probs) and the baseline at N = 16, 64, 256, overall and per shape.
@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from phi4_recipes.pts import PTSConfig, PTSResult, find_pivotal_tokens, find_pivotal_tokens_baseline
-from phi4_recipes.pts.synthetic import SHAPES, SyntheticTask, make_task
+from phi4_recipes.pts import PTSConfig, PTSResult, find_pivotal_tokens
+from phi4_recipes.pts.reference import find_pivotal_tokens_baseline
+from phi4_recipes.pts.reference.synthetic import SHAPES, SyntheticTask, make_task
 
 BASELINE_N = (16, 64, 256)
 

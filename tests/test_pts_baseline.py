@@ -1,7 +1,8 @@
 """The report's algorithm as a reference: token-count midpoints, fixed N, no confirmation."""
 
-from phi4_recipes.pts import PTSConfig, find_pivotal_tokens_baseline
-from phi4_recipes.pts.synthetic import make_task
+from phi4_recipes.pts import PTSConfig
+from phi4_recipes.pts.reference import find_pivotal_tokens_baseline
+from phi4_recipes.pts.reference.synthetic import make_task
 
 
 def test_baseline_with_large_n_finds_sharp_pivots():

@@ -1,7 +1,7 @@
 """Single-token DPO pairs built from pivots, checked against exact probabilities."""
 
 from phi4_recipes.pts import PTSConfig, find_pivotal_tokens
-from phi4_recipes.pts.synthetic import make_task
+from phi4_recipes.pts.reference.synthetic import make_task
 
 
 def searched(shape, seed, **config):

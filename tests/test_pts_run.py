@@ -8,6 +8,7 @@ response) and pass the usual p_gap of 0.2.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -21,14 +22,15 @@ import pytest
 import torch
 from datasets import Dataset
 
-from phi4_recipes.configs import RecipeError
+from phi4_recipes.configs import PTSScriptArguments, RecipeError, parse_recipe
+from phi4_recipes.io import jsonl_line
 from phi4_recipes.model import Phi4Config, Phi4ForCausalLM
 from phi4_recipes.model_loading import configure_generation
-from phi4_recipes.pts import PTSConfig, PTSResult
-from phi4_recipes.pts import export as pts_export
-from phi4_recipes.pts.questions import Question, ResponseOracle, query_ids, read_questions
-from phi4_recipes.pts.recipe import PTSScriptArguments, parse_pts_recipe
-from phi4_recipes.pts.shards import ShardWriter, read_records, shard_of, shard_path
+from phi4_recipes.pts import PTSConfig
+from phi4_recipes.pts.runner import export as pts_export
+from phi4_recipes.pts.runner.questions import Question, ResponseOracle, query_ids, read_questions
+from phi4_recipes.pts.runner.records import QuestionRecord
+from phi4_recipes.pts.runner.shards import open_shard, read_shard, shard_of, shard_path
 from phi4_recipes.run_pts import main as run_pts
 from phi4_recipes.tokenizer import train_tiny_tokenizer
 from stage_runner import REPO, run_stage, script_env
@@ -93,18 +95,23 @@ def pts_argv(model: Path, questions: Path, output_dir: Path, *extra: str) -> lis
             "--plot_max", "2", *extra]
 
 
+def parse_pts(argv: list[str]) -> PTSScriptArguments:
+    (args,) = parse_recipe(PTSScriptArguments, argv=argv)
+    return args
+
+
 def run_in_process(argv: list[str]) -> dict:
     cwd = os.getcwd()
     os.chdir(REPO)  # recipe paths are relative to the repository, as for a user
     try:
-        return run_pts(parse_pts_recipe(argv))
+        return run_pts(parse_pts(argv))
     finally:
         os.chdir(cwd)
 
 
 def shard_records(path: Path) -> list[dict]:
     """Records without their wall-clock timing, the one field that differs between identical runs."""
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in read_records(path)[0]]
+    return [{k: v for k, v in r.to_json().items() if k != "seconds"} for r in read_shard(path)]
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +123,9 @@ def full_run(small_model, questions_file, tmp_path_factory) -> Path:
 
 def test_run_writes_one_line_per_question_pairs_plots_and_manifest(full_run, questions_file, tokenizer):
     records = shard_records(shard_path(full_run, 0, 1))
+    # the typed record writes back exactly the line it was read from (old shards read, re-runs match)
+    for line in shard_path(full_run, 0, 1).read_text(encoding="utf-8").splitlines(keepends=True):
+        assert jsonl_line(QuestionRecord.from_json(json.loads(line)).to_json()) == line
     expected_ids = [json.loads(line)["id"] for line in questions_file.read_text().splitlines()]
     assert sorted(r["question_id"] for r in records) == sorted(expected_ids)
     assert {r["status"] for r in records} <= {"searched", "filtered", "no_response"}
@@ -125,9 +135,8 @@ def test_run_writes_one_line_per_question_pairs_plots_and_manifest(full_run, que
     assert pairs, "the test settings must yield at least one pair"
     by_id = {r["question_id"]: r for r in records}
     for pair in pairs:
-        searched = next(s for s in by_id[pair["question_id"]]["responses"]
-                        if s["response_index"] == pair["response_index"])
-        result = PTSResult.from_dict(searched["result"])
+        record = QuestionRecord.from_json(by_id[pair["question_id"]])
+        result = next(s.result for s in record.responses if s.response_index == pair["response_index"])
         # The prompt is the chat-template query plus the searched response's own prefix, id for id.
         question = next(json.loads(line) for line in questions_file.read_text().splitlines()
                         if json.loads(line)["id"] == pair["question_id"])
@@ -176,7 +185,7 @@ def test_killed_run_resumes_with_nothing_lost_or_duplicated(full_run, small_mode
             time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
         process.wait()
-    done_when_killed = len(read_records(shard)[0])
+    done_when_killed = len(read_shard(shard))
     assert 1 <= done_when_killed < NUM_QUESTIONS, "the run must be killed part-way"
 
     run_in_process(argv)
@@ -190,7 +199,7 @@ def test_unfinished_last_line_is_dropped_on_resume(full_run, small_model, questi
     shard = shard_path(output_dir, 0, 1)
     complete = shard_path(full_run, 0, 1).read_bytes()
     shard.write_bytes(complete[:-25])  # what a writer killed mid-line leaves behind
-    assert len(read_records(shard)[0]) == NUM_QUESTIONS - 1
+    assert len(read_shard(shard)) == NUM_QUESTIONS - 1
 
     run_in_process(pts_argv(small_model, questions_file, output_dir))
     assert shard.read_bytes().endswith(b"\n")
@@ -199,11 +208,15 @@ def test_unfinished_last_line_is_dropped_on_resume(full_run, small_model, questi
 
 def test_a_damaged_line_before_the_last_is_an_error_naming_it(tmp_path):
     shard = tmp_path / "shard-00000-of-00001.jsonl"
-    shard.write_text('{"question_id": "a"}\n{"question_id": \n{"question_id": "c"}\n')
+    record = json.dumps(QuestionRecord("a", "no_response", None, [], [], 0, "m", "m", 0, 0).to_json())
+    shard.write_text(f'{record}\n{{"question_id": \n{record}\n')
     with pytest.raises(ValueError, match=r"shard-00000-of-00001.jsonl, line 2"):
-        read_records(shard)
+        read_shard(shard)
     with pytest.raises(ValueError, match="line 2"):
-        ShardWriter(shard)
+        open_shard(shard)
+    shard.write_text(f'{record}\n{{"question_id": "b"}}\n')
+    with pytest.raises(ValueError, match=r"line 2: not a PTS question record \(no 'status'"):
+        read_shard(shard)
 
 
 def test_two_shards_partition_the_questions_and_merge_to_the_full_run(full_run, small_model, questions_file,
@@ -277,23 +290,29 @@ def test_run_dpo_trains_on_the_exported_pairs(full_run, small_model, tmp_path):
     assert state["global_step"] == 2 and any("loss" in e for e in state["log_history"])
 
 
-def test_every_search_knob_is_a_recipe_key():
-    recipe_keys = {f for f in PTSScriptArguments.__dataclass_fields__}
-    assert set(PTSConfig.__dataclass_fields__) - {"seed"} <= recipe_keys
-    # The recipe mirrors PTSConfig's knobs (TrlParser needs flat fields); its defaults must not drift.
-    drifted = {name: (f.default, PTSScriptArguments.__dataclass_fields__[name].default)
-               for name, f in PTSConfig.__dataclass_fields__.items()
-               if name != "seed" and PTSScriptArguments.__dataclass_fields__[name].default != f.default}
-    assert drifted == {}
-    args = parse_pts_recipe(["recipes/tiny/pts.yaml", "--p_gap", "0.3", "--confirm", "false"])
+def test_help_lists_every_search_knob_with_its_help_text(capsys):
+    with pytest.raises(SystemExit):
+        parse_recipe(PTSScriptArguments, argv=["--help"])
+    squeezed = "".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere between words
+    for knob in dataclasses.fields(PTSConfig):
+        if knob.name == "seed":  # the run's seed, with its own help (below)
+            continue
+        assert f"--{knob.name}" in squeezed
+        assert "".join(knob.metadata["help"].split()) in squeezed, knob.name
+    assert "".join(PTSScriptArguments.__dataclass_fields__["seed"].metadata["help"].split()) in squeezed
+
+
+def test_the_run_seed_seeds_the_run_and_each_search_gets_its_own():
+    args = parse_pts(["recipes/tiny/pts.yaml", "--p_gap", "0.3", "--confirm", "false"])
     config = args.pts_config(seed=7)
-    assert (config.p_gap, config.confirm, config.seed) == (0.3, False, 7)
+    assert type(config) is PTSConfig and (config.p_gap, config.confirm, config.seed) == (0.3, False, 7)
+    assert args.seed == 42 and config.to_dict().keys() == PTSConfig().to_dict().keys()
 
 
 @pytest.mark.parametrize("recipe", ["recipes/tiny/pts.yaml", "recipes/pts.yaml", "recipes/colab/pts.yaml"])
 def test_pts_recipes_parse(recipe, monkeypatch):
     monkeypatch.chdir(REPO)
-    args = parse_pts_recipe([recipe])
+    args = parse_pts([recipe])
     assert args.output_dir.startswith("outputs/") and (args.p_gap, args.p_min, args.p_max) == (0.2, 0.2, 0.8)
     assert (args.temperature, args.top_p) == (1.0, 1.0)
     dpo_recipe = {"recipes/tiny/pts.yaml": "recipes/tiny/dpo_pts.yaml", "recipes/pts.yaml": "recipes/dpo_pts.yaml",
@@ -305,13 +324,13 @@ def test_recipe_errors_name_the_key_and_file(tmp_path):
     recipe = tmp_path / "bad.yaml"
     recipe.write_text("model_name_or_path: m\ndataset_name: d\noutput_dir: o\np_gapp: 0.1\n")
     with pytest.raises(RecipeError, match=r"bad.yaml: unknown key 'p_gapp' \(did you mean 'p_gap'\?\)"):
-        parse_pts_recipe([str(recipe)])
+        parse_pts([str(recipe)])
     recipe.write_text("model_name_or_path: m\ndataset_name: d\noutput_dir: o\np_min: 0.9\np_max: 0.1\n")
     with pytest.raises(RecipeError, match="bad.yaml.*p_min <= p_max"):
-        parse_pts_recipe([str(recipe)])
+        parse_pts([str(recipe)])
     recipe.write_text("model_name_or_path: m\ndataset_name: d\n")
-    with pytest.raises(RecipeError, match="bad.yaml: key 'output_dir' is required"):
-        parse_pts_recipe([str(recipe)])
+    with pytest.raises(RecipeError, match="bad.yaml.*key 'output_dir' is required"):
+        parse_pts([str(recipe)])
 
 
 def test_bad_question_rows_name_the_dataset_row_and_column():

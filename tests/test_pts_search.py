@@ -14,7 +14,7 @@ from phi4_recipes.pts import (
     split_point,
 )
 from phi4_recipes.pts.estimator import SEARCH, estimate_change
-from phi4_recipes.pts.synthetic import SHAPES, make_task
+from phi4_recipes.pts.reference.synthetic import SHAPES, make_task
 
 
 def clear_margin(task, p_gap=0.2, margin=0.08):

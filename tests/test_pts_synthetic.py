@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from phi4_recipes.pts.synthetic import SHAPES, VOCAB_SIZE, make_task, true_pivots
+from phi4_recipes.pts.reference.synthetic import SHAPES, VOCAB_SIZE, make_task, true_pivots
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))

@@ -127,9 +127,8 @@ def test_cli_overrides_recipe_and_config_flag_works(monkeypatch):
 
 def _parse_any(path: Path):
     """Parse a recipe with the parser of the script that runs it."""
-    from phi4_recipes.configs import CurateConfig
+    from phi4_recipes.configs import CurateConfig, PTSScriptArguments
     from phi4_recipes.evaluation.recipe import parse_eval_recipe
-    from phi4_recipes.pts.recipe import parse_pts_recipe
 
     raw, rel = _load(path), str(path.relative_to(REPO))
     if "accelerate_configs" in path.parts:
@@ -144,7 +143,7 @@ def _parse_any(path: Path):
     if "benchmarks" in raw:
         return parse_eval_recipe([rel, "--model", "outputs/tiny/sft"])  # the model is always given at run time
     if "p_gap" in raw:
-        return parse_pts_recipe([rel])
+        return parse_recipe(PTSScriptArguments, argv=[rel])
     raise AssertionError(f"{rel}: no script claims this recipe")
 
 

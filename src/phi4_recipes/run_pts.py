@@ -2,7 +2,7 @@
 
     python src/phi4_recipes/run_pts.py recipes/tiny/pts.yaml
     python src/phi4_recipes/run_pts.py recipes/pts.yaml --num_shards 8 --shard_index 3   # one of 8 machines
-    python -m phi4_recipes.pts.export outputs/phi4-14b/pts                                # after all shards
+    python -m phi4_recipes.pts.runner.export outputs/phi4-14b/pts                         # after all shards
 
 Writes `<output_dir>/shard-XXXXX-of-YYYYY.jsonl` (one line per question, fsynced; a killed run restarts
 where it stopped), then merges every shard in the folder into `pairs.jsonl` (exact token ids, for
@@ -11,31 +11,35 @@ run_dpo.py), plots p(success) along a few searched responses into `plots/`, and 
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
 from tqdm.auto import tqdm
 from transformers import set_seed
 
+from phi4_recipes.configs import PTSScriptArguments, parse_recipe
 from phi4_recipes.data.sources import fingerprint, load_source
 from phi4_recipes.generation import PTSSampler, SamplingParams, build_generator
+from phi4_recipes.io import setup_logging
 from phi4_recipes.manifest import write_manifest
 from phi4_recipes.model_loading import get_tokenizer
-from phi4_recipes.pts.export import export_pairs
-from phi4_recipes.pts.plot import plot_records
-from phi4_recipes.pts.question_search import search_question, stop_token_ids
-from phi4_recipes.pts.questions import ResponseOracle, query_ids, read_questions
-from phi4_recipes.pts.recipe import PTSScriptArguments, parse_pts_recipe
-from phi4_recipes.pts.shards import ShardWriter, check_same_settings, read_all_records, shard_of, shard_path
-
-logger = logging.getLogger("phi4_recipes")
+from phi4_recipes.pts.runner.export import export_pairs
+from phi4_recipes.pts.runner.plot import plot_records
+from phi4_recipes.pts.runner.question_search import search_question, stop_token_ids
+from phi4_recipes.pts.runner.questions import ResponseOracle, query_ids, read_questions
+from phi4_recipes.pts.runner.shards import (
+    check_same_settings,
+    open_shard,
+    read_all_records,
+    shard_of,
+    shard_path,
+)
 
 
 def main(args: PTSScriptArguments) -> dict:
     started = time.perf_counter()
     set_seed(args.seed)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    logger = setup_logging()
     output_dir = Path(args.output_dir)
 
     # Questions: this shard's share, minus those any shard file in output_dir already holds.
@@ -44,10 +48,10 @@ def main(args: PTSScriptArguments) -> dict:
                                answer_field=args.answer_field, oracle=args.oracle, oracle_field=args.oracle_field,
                                max_questions=args.max_questions)
     mine = [q for q in questions if shard_of(q.id, args.num_shards) == args.shard_index]
-    writer = ShardWriter(shard_path(output_dir, args.shard_index, args.num_shards))
-    others = read_all_records(output_dir, skip=[writer.path])
-    check_same_settings(writer.records + others, args.result_settings(), output_dir)
-    done = writer.done_ids | {r["question_id"] for r in others}
+    writer, written = open_shard(shard_path(output_dir, args.shard_index, args.num_shards))
+    already = written + read_all_records(output_dir, skip=[writer.path])
+    check_same_settings(already, args.result_settings(), output_dir)
+    done = {r.question_id for r in already}
     todo = [q for q in mine if q.id not in done]
     logger.info("PTS shard %d/%d: %d of %d questions, %d already done%s", args.shard_index, args.num_shards,
                 len(mine), len(questions), len(mine) - len(todo),
@@ -60,16 +64,22 @@ def main(args: PTSScriptArguments) -> dict:
     params = SamplingParams(temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
                             stop_token_ids=stop_ids)
     sampler = PTSSampler(generator, params)
+    search_config = args.pts_config(args.seed)  # each question replaces the seed with its own
+    settings = args.result_settings()
 
     with writer, generator:
         progress = tqdm(todo, desc=f"PTS shard {args.shard_index}", unit="question")
         for question in progress:
             oracle = ResponseOracle(tokenizer, question, args.oracle_options)
             query = query_ids(tokenizer, question, args.system_prompt)
-            record = search_question(question.id, query, sampler, oracle, args, stop_ids)
-            writer.append(record)
-            progress.set_postfix(status=record["status"], pivots=sum(len(s["result"]["pivots"])
-                                                                     for s in record["responses"]))
+            record = search_question(question.id, query, sampler, oracle, config=search_config, run_seed=args.seed,
+                                     responses_per_question=args.responses_per_question,
+                                     search_all_responses=args.search_all_responses, stop_ids=stop_ids,
+                                     model=args.model_name_or_path,
+                                     tokenizer=args.tokenizer_name_or_path or args.model_name_or_path,
+                                     settings=settings)
+            writer.append(record.to_json())
+            progress.set_postfix(status=record.status, pivots=record.pivot_count)
 
     # Export everything in output_dir (all shards found), plots, manifest.
     summary = export_pairs(output_dir, tokenizer)
@@ -86,4 +96,5 @@ def main(args: PTSScriptArguments) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_pts_recipe())
+    (script_args,) = parse_recipe(PTSScriptArguments)
+    main(script_args)

@@ -20,6 +20,7 @@ _LAZY = {
     "EVAL_BACKENDS": "eval",
     "EvalArguments": "eval",
     "EvalBackend": "eval",
+    "PTSScriptArguments": "pts",
 }
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from datasets import Dataset
 
+#: The exact-id columns of a preference row, as TRL's DPOTrainer names its tokenised columns; the PTS export
+#: (`pts/runner/export.py`) writes them under these names, and this module hands them to the trainer.
 ID_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
 TEXT_COLUMNS = ("prompt", "chosen", "rejected")
 
@@ -70,7 +72,7 @@ def prepare_preference_pairs(dataset: Dataset, tokenizer, max_length: int | None
                 raise ValueError(f"dataset {name}, row {index}: chosen and rejected render different prompts")
         if not prompt or not chosen or not rejected:
             raise ValueError(f"dataset {name}, row {index}: empty prompt, chosen or rejected")
-        return {"prompt_ids": prompt, "chosen_ids": chosen, "rejected_ids": rejected}
+        return dict(zip(ID_COLUMNS, (prompt, chosen, rejected), strict=True))
 
     extra = [c for c in dataset.column_names if c not in ID_COLUMNS]
     tokenised = dataset.map(to_ids, with_indices=True, remove_columns=extra if not has_ids else [],
@@ -80,7 +82,7 @@ def prepare_preference_pairs(dataset: Dataset, tokenizer, max_length: int | None
         return PreparedPairs(tokenised, len(tokenised), 0, len(tokenised) if has_ids else 0)
     fits = [
         len(p) + max(len(c), len(r)) <= max_length
-        for p, c, r in zip(tokenised["prompt_ids"], tokenised["chosen_ids"], tokenised["rejected_ids"])
+        for p, c, r in zip(*(tokenised[column] for column in ID_COLUMNS), strict=True)
     ]
     kept = tokenised.select([i for i, ok in enumerate(fits) if ok])
     return PreparedPairs(kept, len(kept), len(fits) - len(kept), len(kept) if has_ids else 0)

@@ -5,20 +5,19 @@
     result.pivots, result.pairs, result.p_query, result.rollouts
 
 ``sampler`` follows :class:`Sampler` (``sample`` and, ideally, ``token_logprobs``); ``oracle`` is an
-:data:`Oracle` that judges the whole response and never sees the query. Results round-trip through
+:data:`IdsOracle` that judges the whole response and never sees the query. Results round-trip through
 JSON with ``PTSResult.to_dict()`` / ``PTSResult.from_dict()``.
 """
 
-from .baseline import find_pivotal_tokens_baseline
 from .config import PTSConfig
 from .estimator import RolloutLedger, decide_gap, estimate_change, estimate_success
 from .pairs import select_pair
-from .protocols import Oracle, Sampler, token_logprobs_of
+from .protocols import IdsOracle, Sampler, token_logprobs_of
 from .result import Pivot, PivotPair, PrefixEstimate, PTSResult
 from .search import find_pivotal_tokens, split_point, subdivide
 
 __all__ = [
-    "Oracle",
+    "IdsOracle",
     "PTSConfig",
     "PTSResult",
     "Pivot",
@@ -30,7 +29,6 @@ __all__ = [
     "estimate_change",
     "estimate_success",
     "find_pivotal_tokens",
-    "find_pivotal_tokens_baseline",
     "select_pair",
     "split_point",
     "subdivide",

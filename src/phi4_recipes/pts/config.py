@@ -2,55 +2,58 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass
 class PTSConfig:
-    """Settings of :func:`phi4_recipes.pts.find_pivotal_tokens`.
+    """Settings of :func:`phi4_recipes.pts.find_pivotal_tokens`, each documented once in its ``help``.
 
-    :param p_gap: a token is pivotal when it moves the success probability by at least this much.
-    :param p_min: queries whose estimated p(empty prefix) is below this are skipped (too hard).
-    :param p_max: queries whose estimated p(empty prefix) is above this are skipped (too easy).
-    :param seed: every rollout seed is derived from it; same inputs and seed give the same result.
-    :param min_trials: rollouts in the first batch at a prefix never sampled before.
-    :param max_trials: at most this many search rollouts per prefix; at the cap the point estimate
-        decides (see ``unresolved_margin``), as the report's algorithm does at its fixed N.
-    :param confidence_z: z-score of the Wilson / Newcombe intervals that stop search sampling early.
-    :param unresolved_margin: a segment still undecided at the cap is split when its estimated change
-        is at least ``(1 - unresolved_margin) * p_gap``: splitting a doubtful segment only costs
-        rollouts, pruning it can lose a pivot.
-    :param confirm: re-test every candidate pivot on fresh rollouts before accepting it.
-    :param nominate_margin: like ``unresolved_margin``, for passing a single token on to confirmation.
-    :param confirm_z: z-score of the confirmation intervals (stricter: this test accepts pivots).
-    :param confirm_max_trials: at most this many confirmation rollouts per prefix; at the cap the
-        point estimate decides against ``p_gap`` itself.
-    :param use_logprobs: use the sampler's ``token_logprobs`` (when it has them) to skip tokens that
-        cannot be pivotal, to split at the cumulative-headroom midpoint and to stratify change
-        estimates. Switch off when those log-probs are not of the distribution ``sample`` draws
-        from (e.g. a different temperature or top-p).
-    :param make_pairs: pick, for each pivot, the alternative first token that forms its DPO pair.
-    :param pair_trials: the alternative token's estimate is topped up to this many rollouts.
-    :param pair_max_alternatives: alternatives tried per pivot before giving up on a pair.
+    Not frozen: ``configs.PTSScriptArguments`` extends it (a frozen base would forbid that), so a recipe
+    declares these knobs only here. Treat an instance as a value all the same; ``dataclasses.replace``
+    gives a changed copy.
     """
 
-    p_gap: float = 0.2
-    p_min: float = 0.2
-    p_max: float = 0.8
-    seed: int = 0
-    min_trials: int = 16
-    max_trials: int = 64
-    confidence_z: float = 1.5
-    unresolved_margin: float = 0.3
-    confirm: bool = True
-    nominate_margin: float = 0.25
-    confirm_z: float = 2.0
-    confirm_max_trials: int = 128
-    use_logprobs: bool = True
-    make_pairs: bool = True
-    pair_trials: int = 32
-    pair_max_alternatives: int = 3
+    p_gap: float = field(default=0.2, metadata={"help": "A token is pivotal when it moves the success "
+                                                        "probability by at least this much."})
+    p_min: float = field(default=0.2, metadata={"help": "Queries whose estimated p(empty prefix) is below "
+                                                        "this are skipped (too hard)."})
+    p_max: float = field(default=0.8, metadata={"help": "Queries whose estimated p(empty prefix) is above "
+                                                        "this are skipped (too easy)."})
+    seed: int = field(default=0, metadata={"help": "The search seed: every rollout seed derives from it, so the "
+                                                   "same inputs and seed give the same result."})
+    min_trials: int = field(default=16, metadata={"help": "Rollouts in the first batch at a prefix never "
+                                                          "sampled before."})
+    max_trials: int = field(default=64, metadata={"help": "At most this many search rollouts per prefix; at the "
+                                                          "cap the point estimate decides (see unresolved_margin), "
+                                                          "as the report's algorithm does at its fixed N."})
+    confidence_z: float = field(default=1.5, metadata={"help": "z-score of the Wilson / Newcombe intervals that "
+                                                               "stop search sampling early."})
+    unresolved_margin: float = field(
+        default=0.3, metadata={"help": "A segment still undecided at the cap is split when its estimated change is "
+                                       "at least (1 - unresolved_margin) * p_gap: splitting a doubtful segment only "
+                                       "costs rollouts, pruning it can lose a pivot."})
+    confirm: bool = field(default=True, metadata={"help": "Re-test every candidate pivot on fresh rollouts before "
+                                                          "accepting it."})
+    nominate_margin: float = field(
+        default=0.25, metadata={"help": "Like unresolved_margin, for passing a single token on to confirmation."})
+    confirm_z: float = field(default=2.0, metadata={"help": "z-score of the confirmation intervals (stricter: "
+                                                            "this test accepts pivots)."})
+    confirm_max_trials: int = field(
+        default=128, metadata={"help": "At most this many confirmation rollouts per prefix; at the cap the point "
+                                       "estimate decides against p_gap itself."})
+    use_logprobs: bool = field(
+        default=True, metadata={"help": "Use the sampler's token log-probs (when it has them) to skip tokens that "
+                                        "cannot be pivotal, to split at the cumulative headroom midpoint and to "
+                                        "stratify change estimates. Switch off when those log-probs are not of the "
+                                        "distribution sample draws from (another temperature or top-p)."})
+    make_pairs: bool = field(default=True, metadata={"help": "Pick, for each pivot, the alternative first token "
+                                                             "that forms its DPO pair."})
+    pair_trials: int = field(default=32, metadata={"help": "The alternative token's estimate is topped up to this "
+                                                           "many rollouts."})
+    pair_max_alternatives: int = field(default=3, metadata={"help": "Alternatives tried per pivot before giving up "
+                                                                    "on a pair."})
 
     def __post_init__(self) -> None:
         if not 0.0 < self.p_gap <= 1.0:

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .protocols import Oracle, Sampler
+from .protocols import IdsOracle, Sampler
 from .stats import derive_seed, difference_interval, wilson_interval
 
 SEARCH = "search"
@@ -86,7 +86,7 @@ class RolloutLedger:
         query_ids: Sequence[int],
         response_ids: Sequence[int],
         sampler: Sampler,
-        oracle: Oracle,
+        oracle: IdsOracle,
         seed: int,
         z: float,
         logprobs: Sequence[float] | None = None,

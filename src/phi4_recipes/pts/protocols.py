@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 #: Judges a whole response (response prefix + continuation) as correct or not.
 #: It receives only response token ids, never the query: an oracle that can read the question
 #: would mark answers "correct" merely because the answer text appears in the prompt.
-Oracle = Callable[[Sequence[int]], bool]
+IdsOracle = Callable[[Sequence[int]], bool]
 
 
 @runtime_checkable

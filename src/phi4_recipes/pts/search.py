@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from .config import PTSConfig
 from .estimator import CONFIRM, SEARCH, RolloutLedger, decide_gap, estimate_change, estimate_success
 from .pairs import select_pair
-from .protocols import Oracle, Sampler, token_logprobs_of
+from .protocols import IdsOracle, Sampler, token_logprobs_of
 from .result import Pivot, PrefixEstimate, PTSResult
 
 
@@ -36,7 +36,7 @@ def find_pivotal_tokens(
     query_ids: Sequence[int],
     response_ids: Sequence[int],
     sampler: Sampler,
-    oracle: Oracle,
+    oracle: IdsOracle,
     config: PTSConfig | None = None,
 ) -> PTSResult:
     """Search one response for pivotal tokens and build their DPO pairs.
@@ -202,17 +202,13 @@ def _result(
                        row.get("confirm_successes", 0), row.get("confirm_trials", 0))
         for position, row in sorted(counts.items())
     ]
-    return PTSResult(
-        query_ids=list(ledger.query_ids),
-        response_ids=list(ledger.response_ids),
-        config=config,
-        status=status,
-        p_query=p_query,
-        response_correct=ledger.response_correct,
-        pivots=pivots,
-        pairs=pairs,
-        estimates=estimates,
-        rollouts=ledger.total_rollouts,
-        rollouts_by_stream=dict(sorted(ledger.rollouts.items())),
-        used_logprobs=ledger.has_logprobs,
-    )
+    return result_from_ledger(ledger, config, status, p_query, pivots=pivots, pairs=pairs, estimates=estimates,
+                              rollouts_by_stream=dict(sorted(ledger.rollouts.items())),
+                              used_logprobs=ledger.has_logprobs)
+
+
+def result_from_ledger(ledger: RolloutLedger, config: PTSConfig, status: str, p_query: float, **found) -> PTSResult:
+    """A :class:`PTSResult` whose inputs, verdict and rollout total come from the ledger; ``found`` is the rest."""
+    return PTSResult(query_ids=list(ledger.query_ids), response_ids=list(ledger.response_ids), config=config,
+                     status=status, p_query=p_query, response_correct=ledger.response_correct,
+                     rollouts=ledger.total_rollouts, **found)

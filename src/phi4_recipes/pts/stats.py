@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
+
+from phi4_recipes.io import stable_hash
 
 
 def wilson_interval(successes: int, trials: int, z: float) -> tuple[float, float]:
@@ -56,5 +57,4 @@ def derive_seed(seed: int, *key: object) -> int:
     :param key: anything with a stable ``repr`` (strings, ints, tuples of those).
     :returns: a non-negative int below 2**63.
     """
-    digest = hashlib.blake2b(repr((seed, *key)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
+    return stable_hash(repr((seed, *key)), byteorder="big") >> 1

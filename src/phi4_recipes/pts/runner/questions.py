@@ -1,6 +1,7 @@
 """Dataset rows -> the questions a PTS run searches: id, chat-template query ids, and an oracle.
 
-The oracle PTS uses judges token ids. :class:`ResponseOracle` decodes exactly the ids it is given (the
+The search's :data:`~phi4_recipes.pts.IdsOracle` judges token ids; ``verify``'s oracles judge text.
+:class:`ResponseOracle` is the bridge: it decodes exactly the ids it is given (the
 response prefix plus a continuation, never the query) and hands the text to a ``verify`` oracle, so a
 question that happens to contain its own answer cannot make a wrong response look right.
 """
@@ -78,7 +79,7 @@ def query_ids(tokenizer, question: Question, system_prompt: str | None = None) -
 
 
 class ResponseOracle:
-    """``oracle(response_ids) -> bool`` for the search: decode the ids alone, ask a ``verify`` oracle.
+    """An ``IdsOracle`` for the search: decode the response ids alone, ask a ``verify`` oracle.
 
     Verdicts are memoised: rollouts of one question reach the same few answers along many different
     texts, and a math comparison may cost a round trip to a sympy worker process. The math oracle's

@@ -147,7 +147,7 @@ class LogprobProcessSampler(ProcessSampler):
 
 
 class ProcessOracle:
-    """An :data:`~phi4_recipes.pts.protocols.Oracle` for a :class:`TokenProcess`; sees only the response."""
+    """An :data:`~phi4_recipes.pts.protocols.IdsOracle` for a :class:`TokenProcess`; sees only the response."""
 
     def __init__(self, process: TokenProcess) -> None:
         self.process = process

@@ -1,6 +1,6 @@
 """PTS shards -> ``pairs.jsonl``, the single-token DPO dataset ``run_dpo.py`` trains on.
 
-    python -m phi4_recipes.pts.export outputs/tiny/pts [--tokenizer PATH]
+    python -m phi4_recipes.pts.runner.export outputs/tiny/pts [--tokenizer PATH]
 
 Each row keeps the exact ids the search used: ``prompt_ids`` = query (chat template, generation prompt)
 + response prefix, ``chosen_ids`` / ``rejected_ids`` = one token each, so nothing is re-tokenised on
@@ -14,92 +14,89 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from phi4_recipes.data.preference import ID_COLUMNS
+from phi4_recipes.io import write_jsonl
+
+from .records import QuestionRecord
 from .shards import read_all_records
 
 PAIRS_FILE = "pairs.jsonl"
+PROMPT_IDS, CHOSEN_IDS, REJECTED_IDS = ID_COLUMNS
 
 
-def pair_rows(records: Iterable[dict[str, Any]], tokenizer) -> list[dict[str, Any]]:
+def pair_rows(records: Iterable[QuestionRecord], tokenizer) -> list[dict[str, Any]]:
     """One DPO row per pair found in the records, sorted by (question id, response index, position)."""
     rows: dict[tuple[str, int, int], dict[str, Any]] = {}
     for record in records:
-        for searched in record["responses"]:
-            result = searched["result"]
-            p_after = {p["position"]: p["p_after"] for p in result["pivots"]}
-            for pair in result["pairs"]:
-                key = (record["question_id"], searched["response_index"], pair["position"])
+        for searched in record.responses:
+            result = searched.result
+            p_after = {p.position: p.p_after for p in result.pivots}
+            for pair in result.pairs:
+                key = (record.question_id, searched.response_index, pair.position)
                 if key in rows:
                     continue
-                prompt_ids = list(result["query_ids"]) + list(pair["prefix_ids"])
-                chosen, rejected = [pair["chosen_token_id"]], [pair["rejected_token_id"]]
+                prompt_ids = list(result.query_ids) + list(pair.prefix_ids)
+                chosen, rejected = [pair.chosen_token_id], [pair.rejected_token_id]
                 rows[key] = {
-                    "prompt_ids": prompt_ids,
-                    "chosen_ids": chosen,
-                    "rejected_ids": rejected,
+                    PROMPT_IDS: prompt_ids,
+                    CHOSEN_IDS: chosen,
+                    REJECTED_IDS: rejected,
                     "prompt_text": tokenizer.decode(prompt_ids, skip_special_tokens=False),
                     "chosen_text": tokenizer.decode(chosen, skip_special_tokens=False),
                     "rejected_text": tokenizer.decode(rejected, skip_special_tokens=False),
-                    "question_id": record["question_id"],
-                    "response_index": searched["response_index"],
-                    "position": pair["position"],
-                    "p_before": pair["p_before"],
-                    "p_after": p_after[pair["position"]],
-                    "p_chosen": pair["p_chosen"],
-                    "p_rejected": pair["p_rejected"],
-                    "chosen_trials": pair["chosen_trials"],
-                    "rejected_trials": pair["rejected_trials"],
-                    "chosen_is_pivot": pair["chosen_is_pivot"],
-                    "rollouts": result["rollouts"],
-                    "model": record["model"],
-                    "seed": result["config"]["seed"],
+                    "question_id": record.question_id,
+                    "response_index": searched.response_index,
+                    "position": pair.position,
+                    "p_before": pair.p_before,
+                    "p_after": p_after[pair.position],
+                    "p_chosen": pair.p_chosen,
+                    "p_rejected": pair.p_rejected,
+                    "chosen_trials": pair.chosen_trials,
+                    "rejected_trials": pair.rejected_trials,
+                    "chosen_is_pivot": pair.chosen_is_pivot,
+                    "rollouts": result.rollouts,
+                    "model": record.model,
+                    "seed": result.seed,
                 }
     return [rows[key] for key in sorted(rows)]
 
 
-def summarize(records: list[dict[str, Any]], num_pairs: int) -> dict[str, Any]:
+def summarize(records: list[QuestionRecord], num_pairs: int) -> dict[str, Any]:
     """The numbers a run reports: questions by status, responses searched, pivots, pairs, rollouts."""
-    statuses = [r["status"] for r in records]
-    results = [s["result"] for r in records for s in r["responses"]]
+    statuses = [r.status for r in records]
+    results = [s.result for r in records for s in r.responses]
     # p(query) in ten bins of 0.1: the first thing to look at when a model yields few pivots.
     histogram = [0] * 10
     for r in records:
-        if r["p_query"] is not None:
-            histogram[min(9, int(r["p_query"] * 10))] += 1
+        if r.p_query is not None:
+            histogram[min(9, int(r.p_query * 10))] += 1
     return {
         "questions": len(records),
         "searched": statuses.count("searched"),
         "filtered": statuses.count("filtered"),
         "no_response": statuses.count("no_response"),
-        "responses_searched": sum(res["status"] == "searched" for res in results),
-        "pivots": sum(len(res["pivots"]) for res in results),
+        "responses_searched": sum(res.status == "searched" for res in results),
+        "pivots": sum(len(res.pivots) for res in results),
         "pairs": num_pairs,
-        "rollouts": sum(res["rollouts"] for res in results),
+        "rollouts": sum(res.rollouts for res in results),
         "p_query_histogram": histogram,
-        "seconds": round(sum(r["seconds"] for r in records), 1),
+        "seconds": round(sum(r.seconds for r in records), 1),
     }
 
 
-def write_jsonl_atomically(path: Path, rows: list[dict[str, Any]]) -> None:
-    # Several shard processes may export into one folder; a reader never sees a half-written file.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
 def export_pairs(output_dir: str | Path, tokenizer) -> dict[str, Any]:
-    """Merge every shard in ``output_dir`` into ``output_dir/pairs.jsonl``; return the summary numbers."""
+    """Merge every shard in ``output_dir`` into ``output_dir/pairs.jsonl``; return the summary numbers.
+
+    Written atomically: several shard processes may export into one folder, and a reader (or ``run_dpo``)
+    never sees a half-written file.
+    """
     records = read_all_records(output_dir)
     rows = pair_rows(records, tokenizer)
-    write_jsonl_atomically(Path(output_dir) / PAIRS_FILE, rows)
+    write_jsonl(Path(output_dir) / PAIRS_FILE, rows, atomic=True, fsync=True)
     return summarize(records, len(rows))
 
 
@@ -113,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"{options.output_dir}: no shard-*-of-*.jsonl records to export")
     from phi4_recipes.model_loading import get_tokenizer
 
-    name = options.tokenizer or records[0]["tokenizer"]
+    name = options.tokenizer or records[0].tokenizer
     try:
         tokenizer = get_tokenizer(name, name)
     except OSError as err:

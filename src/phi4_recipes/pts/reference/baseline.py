@@ -12,17 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .config import PTSConfig
-from .estimator import RolloutLedger
-from .protocols import Oracle, Sampler
-from .result import Pivot, PrefixEstimate, PTSResult
+from ..config import PTSConfig
+from ..estimator import RolloutLedger
+from ..protocols import IdsOracle, Sampler
+from ..result import Pivot, PrefixEstimate, PTSResult
+from ..search import result_from_ledger
 
 
 def find_pivotal_tokens_baseline(
     query_ids: Sequence[int],
     response_ids: Sequence[int],
     sampler: Sampler,
-    oracle: Oracle,
+    oracle: IdsOracle,
     n_rollouts: int,
     config: PTSConfig | None = None,
 ) -> PTSResult:
@@ -92,16 +93,6 @@ def _result(
         Pivot(i, ledger.response_ids[i], estimates[i], estimates[i + 1], *counts(i), *counts(i + 1))
         for i in positions
     ]
-    return PTSResult(
-        query_ids=list(ledger.query_ids),
-        response_ids=list(ledger.response_ids),
-        config=config,
-        status=status,
-        p_query=p_query,
-        response_correct=ledger.response_correct,
-        pivots=pivots,
-        estimates=[PrefixEstimate(i, t.successes, t.trials) for i, t in rows.items()],
-        rollouts=ledger.total_rollouts,
-        rollouts_by_stream={"search": ledger.total_rollouts},
-        used_logprobs=False,
-    )
+    return result_from_ledger(ledger, config, status, p_query, pivots=pivots,
+                              estimates=[PrefixEstimate(i, t.successes, t.trials) for i, t in rows.items()],
+                              rollouts_by_stream={"search": ledger.total_rollouts}, used_logprobs=False)

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
-from .protocols import Oracle, Sampler
-from .recipe import PTSScriptArguments
-from .search import find_pivotal_tokens
-from .stats import derive_seed
+from ..config import PTSConfig
+from ..protocols import IdsOracle, Sampler
+from ..search import find_pivotal_tokens
+from ..stats import derive_seed
+from .records import QuestionRecord, ResponseRecord
 
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 
@@ -62,48 +64,60 @@ def search_question(
     question_id: str,
     query: list[int],
     sampler: Sampler,
-    oracle: Oracle,
-    args: PTSScriptArguments,
+    oracle: IdsOracle,
+    *,
+    config: PTSConfig,
+    run_seed: int,
+    responses_per_question: int,
+    search_all_responses: bool,
     stop_ids: Collection[int],
-) -> dict[str, Any]:
-    """Sample, choose, search; the JSON-ready record of one question for its shard line.
+    model: str,
+    tokenizer: str,
+    settings: dict[str, Any],
+) -> QuestionRecord:
+    """Sample, choose, search; the record of one question for its shard line.
 
     :param question_id: the question's stable id.
     :param query: chat-template query ids (only the sampler sees them).
     :param sampler: draws continuations of query + prefix.
     :param oracle: judges response ids alone.
-    :param args: the run's settings (responses, search knobs, run seed, model).
+    :param config: the search settings; its seed is replaced by the question's, derived from ``run_seed``.
+    :param run_seed: the run's seed.
+    :param responses_per_question: responses sampled before choosing which to search.
+    :param search_all_responses: search every sampled response, not one incorrect and one correct.
     :param stop_ids: end-of-turn ids, cut from the end of each sampled response.
+    :param model: recorded as the model that answered.
+    :param tokenizer: recorded as the tokenizer of the ids.
+    :param settings: the run options that shape the record, kept in it so a resume can check them.
     """
     started = time.perf_counter()
-    seed = question_seed(args.seed, question_id)
-    sampled = sampler.sample(query, [], args.responses_per_question, derive_seed(seed, "responses"))
+    seed = question_seed(run_seed, question_id)
+    sampled = sampler.sample(query, [], responses_per_question, derive_seed(seed, "responses"))
     responses = [strip_stop(ids, stop_ids) for ids in sampled]
     verdicts = [oracle(ids) for ids in responses]
-    config = args.pts_config(seed)
+    config = replace(config, seed=seed)
 
     searched = []
-    for index in choose_responses(verdicts, [len(r) for r in responses], args.search_all_responses):
+    for index in choose_responses(verdicts, [len(r) for r in responses], search_all_responses):
         result = find_pivotal_tokens(query, responses[index], sampler, oracle, config)
-        searched.append({"response_index": index, "stopped": len(sampled[index]) > len(responses[index]),
-                         "result": result.to_dict()})
+        searched.append(ResponseRecord(index, len(sampled[index]) > len(responses[index]), result))
         if result.status == "filtered":
             break
     if not searched:
         status = "no_response"
     else:
-        status = "searched" if any(s["result"]["status"] == "searched" for s in searched) else "filtered"
-    return {
-        "question_id": question_id,
-        "status": status,
-        "p_query": searched[0]["result"]["p_query"] if searched else None,
-        "sampled_correct": verdicts,
-        "responses": searched,
-        "rollouts": sum(s["result"]["rollouts"] for s in searched),
-        "model": args.model_name_or_path,
-        "tokenizer": args.tokenizer_name_or_path or args.model_name_or_path,
-        "run_seed": args.seed,
-        "seed": seed,
-        "settings": args.result_settings(),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+        status = "searched" if any(s.result.status == "searched" for s in searched) else "filtered"
+    return QuestionRecord(
+        question_id=question_id,
+        status=status,
+        p_query=searched[0].result.p_query if searched else None,
+        sampled_correct=verdicts,
+        responses=searched,
+        rollouts=sum(s.result.rollouts for s in searched),
+        model=model,
+        tokenizer=tokenizer,
+        run_seed=run_seed,
+        seed=seed,
+        settings=settings,
+        seconds=round(time.perf_counter() - started, 3),
+    )

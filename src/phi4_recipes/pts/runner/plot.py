@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .stats import wilson_interval  # noqa: E402
+from ..result import PTSResult  # noqa: E402
+from ..stats import wilson_interval  # noqa: E402
+from .records import QuestionRecord  # noqa: E402
 
 MAX_LABELLED_TOKENS = 64
 
@@ -28,42 +29,44 @@ def _label(text: str) -> str:
     return shown or "·"
 
 
-def _series(estimates: list[dict[str, Any]], successes: str, trials: str, z: float):
+def _series(counts: list[tuple[int, int, int]], z: float):
+    """(position, successes, trials) -> x, p and asymmetric Wilson error bars of the estimated prefixes."""
     xs, ps, low_err, high_err = [], [], [], []
-    for e in estimates:
-        if e[trials]:
-            p = e[successes] / e[trials]
-            low, high = wilson_interval(e[successes], e[trials], z)
-            xs.append(e["position"])
+    for position, successes, trials in counts:
+        if trials:
+            p = successes / trials
+            low, high = wilson_interval(successes, trials, z)
+            xs.append(position)
             ps.append(p)
             low_err.append(max(0.0, p - low))
             high_err.append(max(0.0, high - p))
     return xs, ps, [low_err, high_err]
 
 
-def plot_search(result: dict[str, Any], token_texts: Sequence[str], path: str | Path, title: str) -> Path:
-    """Write a PNG of one ``PTSResult.to_dict()`` to ``path``.
+def plot_search(result: PTSResult, token_texts: Sequence[str], path: str | Path, title: str) -> Path:
+    """Write a PNG of one search result to ``path``.
 
-    :param result: a search result as stored in a shard line.
+    :param result: the search result.
     :param token_texts: the text of each response token (for tick labels).
     :param path: the PNG to write (folders are created).
     :param title: shown above the plot (question id, p(query), verdict).
     """
-    length = len(result["response_ids"])
-    z = result["config"]["confidence_z"]
+    length = len(result.response_ids)
+    z = result.config.confidence_z
     figure, axes = plt.subplots(figsize=(min(18.0, 4.0 + 0.22 * length), 4.2))
-    xs, ps, errors = _series(result["estimates"], "successes", "trials", z)
+    xs, ps, errors = _series([(e.position, e.successes, e.trials) for e in result.estimates], z)
     axes.errorbar(xs, ps, yerr=errors, fmt="o", color="tab:blue", ms=4, capsize=2, label="search estimate")
-    cx, cps, cerrors = _series(result["estimates"], "confirm_successes", "confirm_trials", z)
+    confirmed = [(e.position, e.confirm_successes, e.confirm_trials) for e in result.estimates]
+    cx, cps, cerrors = _series(confirmed, z)
     if cx:
         axes.errorbar(cx, cps, yerr=cerrors, fmt="o", mfc="none", color="tab:green", ms=6, capsize=2,
                       label="confirmation")
-    final = 1.0 if result["response_correct"] else 0.0
+    final = 1.0 if result.response_correct else 0.0
     axes.plot([length], [final], marker="*", color="black", ms=11, ls="none", label="oracle on full response")
-    for pivot in result["pivots"]:
-        i = pivot["position"]
+    for pivot in result.pivots:
+        i = pivot.position
         axes.axvspan(i, i + 1, color="tab:red", alpha=0.12)
-        axes.annotate("", xy=(i + 1, pivot["p_after"]), xytext=(i, pivot["p_before"]),
+        axes.annotate("", xy=(i + 1, pivot.p_after), xytext=(i, pivot.p_before),
                       arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 2})
     if length <= MAX_LABELLED_TOKENS:
         axes.set_xticks([i + 0.5 for i in range(length)])
@@ -74,7 +77,7 @@ def plot_search(result: dict[str, Any], token_texts: Sequence[str], path: str | 
     axes.set_xlim(-0.5, length + 0.5)
     axes.set_ylim(-0.05, 1.05)
     axes.set_ylabel("p(success | query + prefix)")
-    axes.axhline(result["p_query"], color="gray", lw=0.6, ls=":")
+    axes.axhline(result.p_query, color="gray", lw=0.6, ls=":")
     axes.set_title(title, fontsize=10)
     axes.legend(loc="best", fontsize=7)
     figure.tight_layout()
@@ -85,18 +88,17 @@ def plot_search(result: dict[str, Any], token_texts: Sequence[str], path: str | 
     return path
 
 
-def plot_records(records: list[dict[str, Any]], tokenizer, folder: str | Path, limit: int) -> list[Path]:
+def plot_records(records: list[QuestionRecord], tokenizer, folder: str | Path, limit: int) -> list[Path]:
     """Plot up to ``limit`` searched responses, those with pivots first, in a stable order."""
-    searched = [(record, s) for record in records for s in record["responses"]
-                if s["result"]["status"] == "searched"]
-    searched.sort(key=lambda rs: (not rs[1]["result"]["pivots"], rs[0]["question_id"], rs[1]["response_index"]))
+    searched = [(record, s) for record in records for s in record.responses if s.result.status == "searched"]
+    searched.sort(key=lambda rs: (not rs[1].result.pivots, rs[0].question_id, rs[1].response_index))
     written = []
     for record, s in searched[:limit]:
-        result = s["result"]
-        texts = [tokenizer.decode([t], skip_special_tokens=False) for t in result["response_ids"]]
-        title = (f"{record['question_id']}  response {s['response_index']}  "
-                 f"p(query) at filter={result['p_query']:.2f}  correct={result['response_correct']}  "
-                 f"pivots={len(result['pivots'])}")
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in record["question_id"])
-        written.append(plot_search(result, texts, Path(folder) / f"{safe}-r{s['response_index']}.png", title))
+        result = s.result
+        texts = [tokenizer.decode([t], skip_special_tokens=False) for t in result.response_ids]
+        title = (f"{record.question_id}  response {s.response_index}  "
+                 f"p(query) at filter={result.p_query:.2f}  correct={result.response_correct}  "
+                 f"pivots={len(result.pivots)}")
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in record.question_id)
+        written.append(plot_search(result, texts, Path(folder) / f"{safe}-r{s.response_index}.png", title))
     return written
