@@ -127,8 +127,7 @@ def test_cli_overrides_recipe_and_config_flag_works(monkeypatch):
 
 def _parse_any(path: Path):
     """Parse a recipe with the parser of the script that runs it."""
-    from phi4_recipes.configs import CurateConfig, PTSScriptArguments
-    from phi4_recipes.evaluation.recipe import parse_eval_recipe
+    from phi4_recipes.configs import CurateConfig, EvalArguments, PTSScriptArguments
 
     raw, rel = _load(path), str(path.relative_to(REPO))
     if "accelerate_configs" in path.parts:
@@ -141,7 +140,8 @@ def _parse_any(path: Path):
         # local.yaml and slurm.yaml read the user's own crawl folders; every other key is checked as is
         return parse_recipe(CurateConfig, argv=[rel, "--input_dir", "tests/fixtures/html"])
     if "benchmarks" in raw:
-        return parse_eval_recipe([rel, "--model", "outputs/tiny/sft"])  # the model is always given at run time
+        # the model is always given at run time
+        return parse_recipe(EvalArguments, argv=[rel, "--model_name_or_path", "outputs/tiny/sft"])
     if "p_gap" in raw:
         return parse_recipe(PTSScriptArguments, argv=[rel])
     raise AssertionError(f"{rel}: no script claims this recipe")
