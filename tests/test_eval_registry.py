@@ -122,9 +122,9 @@ def test_simpleqa_grading_goes_through_an_openai_compatible_judge(monkeypatch):
     # the judge endpoint: the grade must be the parse of what that endpoint answers to the grader prompt.
     import torch
 
+    from openai_server import OpenAICompatibleServer
     from phi4_recipes.data.tiny import tokenizer_corpus
     from phi4_recipes.generation import build_generator
-    from openai_server import OpenAICompatibleServer
     from phi4_recipes.model import Phi4Config, Phi4ForCausalLM
     from phi4_recipes.tokenizer import train_tiny_tokenizer
 
