@@ -7,6 +7,11 @@
 ``sampler`` follows :class:`Sampler` (``sample`` and, ideally, ``token_logprobs``); ``oracle`` is an
 :data:`IdsOracle` that judges the whole response and never sees the query. Results round-trip through
 JSON with ``PTSResult.to_dict()`` / ``PTSResult.from_dict()``.
+
+The modules here are the algorithm alone (standard library only). Around it, and never imported by it:
+``pts.runner`` runs it over a dataset for ``run_pts.py`` (questions, shards, records, export, plots), and
+``pts.reference`` holds the report's baseline search and the synthetic tasks that tests and benchmarks
+score searches on.
 """
 
 from .config import PTSConfig
