@@ -1,7 +1,7 @@
 """Throughput of ``check_python``: sandboxed programs checked per second.
 
-Each program is a small HumanEval-style solution with three assert tests, so one program is one
-sandbox run. Runs them from a thread pool (the work happens in child processes).
+Each program is a small HumanEval-style solution with three assert tests, so one program is two
+sandbox runs (the solution's and the tests'). Runs them from a thread pool (the work happens in child processes).
 
 Usage: PYTHONPATH=src python bench/check_python_throughput.py [--programs 200] [--threads 2]
 """

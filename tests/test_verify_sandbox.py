@@ -275,7 +275,7 @@ ADD_SOLUTION = "def add(a, b):\n    return a + b\n"
 
 def test_check_python_assert_tests():
     result = check_python(ADD_SOLUTION, ["assert add(1, 2) == 3", "assert add(-1, 1) == 0"])
-    assert result.passed and result.num_passed == 2 and len(result.executions) == 1
+    assert result.passed and result.num_passed == 2 and len(result.executions) == 2  # solution, tests
     partial = check_python(ADD_SOLUTION, ["assert add(1, 2) == 3", "assert add(2, 2) == 5, 'off by one'"])
     assert not partial.passed and partial.num_passed == 1 and partial.pass_fraction == 0.5
     assert "off by one" in partial.outcomes[1].error

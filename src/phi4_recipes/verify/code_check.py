@@ -1,38 +1,81 @@
-"""Check model-written Python against test cases, each run inside ``sandbox.run_python``.
+"""Check model-written Python against test cases without trusting anything the model's code says.
 
 Two test styles, as code datasets ship them:
 
-- assert-style (HumanEval, MBPP): strings of Python such as ``"assert add(1, 2) == 3"``; all of
-  them run in one sandboxed process after the solution, each counted separately;
+- assert-style (HumanEval, MBPP): strings of Python such as ``"assert add(1, 2) == 3"``. The
+  solution runs in one sandbox (``_candidate_server``), the tests in another (``_test_runner``):
+  separate interpreters joined only by two pipes. The tests call the solution's functions through
+  proxies; arguments go out and return values come back as plain data (``plain_data``), so every
+  comparison happens on the trusted side and an ``__eq__`` override never crosses. The test
+  process writes exactly one verdict per test, and nothing the solution prints, patches or reads
+  (its own program text included) reaches those verdicts;
 - stdin/stdout (APPS, CodeContests): ``{"stdin": "...", "stdout": "..."}``; one sandboxed run per
-  case, output compared line by line ignoring trailing whitespace.
+  case, output compared here, line by line ignoring trailing whitespace.
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
 import json
-import secrets
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
-from phi4_recipes.verify.sandbox import ExecResult, run_python
+from phi4_recipes.verify._test_runner import SOLUTION_GONE
+from phi4_recipes.verify.sandbox import MAX_PROGRAM_BYTES, ExecResult, run_python, start_python
 
-# Runs the solution, then each assert test, in one process; the verdict line carries a per-run
-# nonce so a solution that prints something verdict-like cannot be mistaken for the harness.
-_ASSERT_HARNESS = """\
-import json as _json, sys as _sys, traceback as _traceback
-_namespace = {{"__name__": "__main__"}}
-exec(compile({solution!r}, "solution.py", "exec"), _namespace)
-_results = []
-for _index, _test in enumerate({tests!r}):
-    try:
-        exec(compile(_test, "test_%d.py" % _index, "exec"), _namespace)
-        _results.append(None)
-    except BaseException as _error:
-        _results.append("".join(_traceback.format_exception_only(type(_error), _error)).strip()[-500:])
-_sys.stdout.flush()
-print({nonce!r} + _json.dumps(_results), flush=True)
-"""
+# Stdlib-only modules the sandboxed programs define from source: the sandbox need not have this
+# package installed, and the solution's process never holds the test process's code.
+_EMBEDDED = {
+    "solution": ("plain_data", "_candidate_server"),
+    "tests": ("plain_data", "_test_runner"),
+}
+
+
+@cache
+def _module_source(name: str) -> str:
+    return Path(__file__).with_name(f"{name}.py").read_text(encoding="utf-8")
+
+
+def _embedded_program(side: str, call: str) -> str:
+    """A program that defines ``side``'s modules under their package names, then makes ``call``."""
+    modules = [(f"phi4_recipes.verify.{name}", _module_source(name)) for name in _EMBEDDED[side]]
+    return (
+        "import sys as _sys, types as _types\n"
+        f"for _name, _source in {modules!r}:\n"
+        "    _sys.modules[_name] = _module = _types.ModuleType(_name)\n"
+        "    exec(compile(_source, _name.rsplit('.', 1)[1] + '.py', 'exec'), _module.__dict__)\n"
+        f"{call}\n"
+    )
+
+
+def called_names(sources: Sequence[str]) -> list[str]:
+    """Names the code reads but never binds and that are not builtins: the functions it expects from a solution.
+
+    ``assert add(1, 2) == 3`` gives ``["add"]``; HumanEval's ``def check(candidate): ...`` followed
+    by ``check(add)`` gives ``["add"]`` too. Sources that do not parse contribute nothing.
+    """
+    read, bound = set(), set()
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                bound.add(node.name)
+            elif isinstance(node, ast.arg):
+                bound.add(node.arg)
+            elif isinstance(node, ast.alias):
+                bound.add((node.asname or node.name).split(".")[0])
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                bound.add(node.name)
+    return sorted(read - bound - set(dir(builtins)))
 
 
 @dataclass(frozen=True)
@@ -57,7 +100,8 @@ class CodeCheckResult:
     Attributes:
         passed (bool): every test passed (False for an empty test list).
         outcomes (list[TestOutcome]): one per test, in order.
-        executions (list[ExecResult]): the sandbox runs (one for assert-style tests, one per stdin case).
+        executions (list[ExecResult]): the sandbox runs (for assert-style tests the solution's, then the
+            tests'; one per stdin/stdout case; none when the code could not be run at all).
     """
 
     passed: bool
@@ -91,18 +135,88 @@ def _describe_failure(execution: ExecResult) -> str:
     return tail[0][-500:]
 
 
-def _check_asserts(code: str, tests: list[str], run_options: dict) -> CodeCheckResult:
-    nonce = f"@@verdict-{secrets.token_hex(8)}@@"
-    program = _ASSERT_HARNESS.format(solution=code, tests=tests, nonce=nonce)
-    execution = run_python(program, **run_options)
-    verdict_lines = [line for line in execution.stdout.splitlines() if line.startswith(nonce)]
-    if not execution.ok or not verdict_lines:
-        # The solution crashed at import time, timed out, or exited before the tests finished.
-        reason = _describe_failure(execution)
-        return CodeCheckResult(False, [TestOutcome(False, reason) for _ in tests], [execution])
-    errors = json.loads(verdict_lines[-1][len(nonce) :])
-    outcomes = [TestOutcome(error is None, error) for error in errors]
-    return CodeCheckResult(all(outcome.passed for outcome in outcomes), outcomes, [execution])
+def collect_verdicts(stdout: str, count: int) -> list[str | None] | None:
+    """The test process's verdicts, one per test in order; None unless there is exactly one for each test.
+
+    Each line is ``{"test": index, "error": None | str}``. Missing verdicts (the test process timed
+    out or died) come back as the string ``"missing"``; a duplicate, an index out of range or a
+    malformed line voids the whole run.
+    """
+    verdicts: dict[int, str | None] = {}
+    for line in stdout.splitlines():
+        try:
+            record = json.loads(line)
+            index, error = record["test"], record["error"]
+        except (ValueError, TypeError, KeyError):
+            return None
+        if type(index) is not int or not 0 <= index < count or index in verdicts:
+            return None
+        if error is not None and not isinstance(error, str):
+            return None
+        verdicts[index] = error
+    return [verdicts.get(index, "missing") for index in range(count)]
+
+
+def _check_asserts(
+    code: str, tests: list[str], setup: str, candidates: Sequence[str] | None, run_options: dict
+) -> CodeCheckResult:
+    names = list(candidates) if candidates is not None else called_names([setup, *tests])
+    to_solution = os.pipe()
+    from_solution = os.pipe()
+    try:
+        solution = start_python(
+            _embedded_program(
+                "solution",
+                "from phi4_recipes.verify._candidate_server import serve\n"
+                f"serve({code!r}, {to_solution[0]}, {from_solution[1]})",
+            ),
+            pass_fds=(to_solution[0], from_solution[1]),
+            **run_options,
+        )
+    except BaseException:
+        os.close(to_solution[1])
+        os.close(from_solution[0])
+        raise
+    try:
+        tests_run = start_python(
+            _embedded_program(
+                "tests",
+                "from phi4_recipes.verify._test_runner import run_tests\n"
+                f"run_tests({setup!r}, {tests!r}, {names!r}, {to_solution[1]}, {from_solution[0]})",
+            ),
+            pass_fds=(to_solution[1], from_solution[0]),
+            **run_options,
+        ).result()
+    finally:
+        solution.stop()  # the tests are over (or could not start); the solution has nothing left to do
+        solution_run = solution.result()
+    executions = [solution_run, tests_run]
+    verdicts = collect_verdicts(tests_run.stdout, len(tests))
+    if verdicts is None:
+        reason = f"the test process wrote malformed verdicts ({_describe_failure(tests_run)})"
+        return CodeCheckResult(False, [TestOutcome(False, reason) for _ in tests], executions)
+    # Ended on its own, rather than stopped here once the tests were over.
+    solution_ended = solution_run.exit_code is not None or solution_run.timed_out or solution_run.output_truncated
+    outcomes = []
+    for error in verdicts:
+        if error == "missing":
+            error = _describe_failure(tests_run)
+        elif error is not None and SOLUTION_GONE in error and solution_ended:
+            error = _describe_failure(solution_run)  # say why: its time-out, its crash
+        outcomes.append(TestOutcome(error is None, error))
+    return CodeCheckResult(all(outcome.passed for outcome in outcomes), outcomes, executions)
+
+
+def _code_failure(code: str) -> str | None:
+    """Why ``code`` cannot be run at all (a verdict for every test), or None."""
+    try:
+        size = len(code.encode())
+    except UnicodeEncodeError as error:
+        return f"the code is not valid Unicode text ({error.reason} at index {error.start})"
+    # Room for the harness around it: the sandbox runs programs of at most MAX_PROGRAM_BYTES.
+    if size > MAX_PROGRAM_BYTES // 2:
+        return f"the code is {size} bytes; the sandbox runs solutions of at most {MAX_PROGRAM_BYTES // 2}"
+    return None
 
 
 def _check_io(code: str, cases: list[Mapping[str, str]], run_options: dict) -> CodeCheckResult:
@@ -132,6 +246,8 @@ def check_python(
     timeout: float = 5.0,
     memory_mb: int = 512,
     allow_unsandboxed: bool = False,
+    test_setup: str = "",
+    candidates: Sequence[str] | None = None,
 ) -> CodeCheckResult:
     """Run ``code`` against ``tests`` in the sandbox and report each verdict.
 
@@ -142,12 +258,20 @@ def check_python(
         timeout (float): wall-clock seconds for the whole assert run, or for each stdin/stdout case.
         memory_mb (int): address-space limit per process, in MiB.
         allow_unsandboxed (bool): see ``run_python``; never the default.
+        test_setup (str): trusted code run on the test side before assert-style tests, for helpers
+            the tests use (HumanEval's prompt, with e.g. ``poly`` or ``encode_cyclic``).
+        candidates (Sequence[str] | None): the solution's functions the tests call; by default the
+            names the tests read but neither they nor ``test_setup`` define (``called_names``).
+            A candidate name always means the solution's function, even where ``test_setup``
+            defines it too (HumanEval's prompt holds the signature of the function to write).
 
     Returns:
-        CodeCheckResult: ``passed`` is True only when every test passed.
+        CodeCheckResult: ``passed`` is True only when every test passed. Code that cannot run at
+        all (a lone surrogate, larger than the sandbox takes) fails every test.
 
     Raises:
-        ValueError: ``tests`` is empty, mixes styles, or a case lacks ``stdin``/``stdout``.
+        ValueError: ``tests`` is empty, mixes styles, a case lacks ``stdin``/``stdout``, or a test
+            is not valid Unicode text.
     """
     if not isinstance(code, str):
         raise TypeError(f"code must be str, got {type(code).__name__}")
@@ -158,13 +282,31 @@ def check_python(
     tests = list(tests)
     run_options = {"timeout": timeout, "memory_mb": memory_mb, "allow_unsandboxed": allow_unsandboxed}
     if all(isinstance(test, str) for test in tests):
-        return _check_asserts(code, tests, run_options)
-    if all(isinstance(test, Mapping) for test in tests):
+        _require_text("test_setup", test_setup)
+        for index, test in enumerate(tests):
+            _require_text(f"test {index}", test)
+        run = _check_asserts
+        arguments = (tests, test_setup, candidates, run_options)
+    elif all(isinstance(test, Mapping) for test in tests):
         for index, case in enumerate(tests):
             missing = {"stdin", "stdout"} - set(case)
             if missing or not all(isinstance(case[key], str) for key in ("stdin", "stdout")):
                 raise ValueError(
                     f"test case {index} needs str 'stdin' and 'stdout' fields, got keys {sorted(case)}"
                 )
-        return _check_io(code, tests, run_options)
-    raise ValueError("tests mix assert strings and stdin/stdout cases; pass one style per call")
+            _require_text(f"test case {index} stdin", case["stdin"])
+        run = _check_io
+        arguments = (tests, run_options)
+    else:
+        raise ValueError("tests mix assert strings and stdin/stdout cases; pass one style per call")
+    failure = _code_failure(code)
+    if failure is not None:
+        return CodeCheckResult(False, [TestOutcome(False, failure) for _ in tests], [])
+    return run(code, *arguments)
+
+
+def _require_text(name: str, text: str) -> None:
+    try:
+        text.encode()
+    except UnicodeEncodeError as error:
+        raise ValueError(f"{name} is not valid Unicode text: {error.reason} at index {error.start}") from None

@@ -29,7 +29,18 @@ def program_for(doc: dict, completion: str) -> str:
     return f"{doc['prompt']}\n{extract_code(completion)}\n"
 
 
+def grade(doc: dict, completion: str):
+    """Run the completion's program against the problem's test, each in its own sandbox.
+
+    The test runs on the trusted side with the prompt's helpers (``poly``, ``encode_cyclic``...)
+    defined there, and reaches only the entry point of the model's program, through a pipe that
+    carries plain data; so neither the verdict nor the helpers the test relies on can be forged.
+    Never unsandboxed: a missing sandbox is an error.
+    """
+    return check_python(program_for(doc, completion), [doc_to_target(doc)], timeout=TIMEOUT_S,
+                        test_setup=doc["prompt"], candidates=[doc["entry_point"]])  # fmt: skip
+
+
 def process_results(doc: dict, results: list[str]) -> dict[str, int]:
-    """pass@1 of the greedy completion, run in the sandbox (never unsandboxed: a missing sandbox is an error)."""
-    outcome = check_python(program_for(doc, results[0]), [doc_to_target(doc)], timeout=TIMEOUT_S)
-    return {"pass@1": int(outcome.passed)}
+    """pass@1 of the greedy completion."""
+    return {"pass@1": int(grade(doc, results[0]).passed)}

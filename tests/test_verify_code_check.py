@@ -1,0 +1,132 @@
+"""check_python's verdicts cannot be forged: the solution and the tests run in separate sandboxed interpreters.
+
+Each hostile solution below (but the last, a new attempt) made the old single-process harness report
+a pass: it trusted a nonce-marked verdict line printed by the process that also ran the model's code. All
+of them implement ``add`` wrongly, so each must now fail, with exactly one verdict per test.
+"""
+
+import textwrap
+
+import pytest
+
+from phi4_recipes.verify.code_check import called_names, check_python, collect_verdicts
+
+pytestmark = pytest.mark.sandbox
+
+TESTS = ["assert add(1, 2) == 3", "assert add(-1, 1) == 0"]
+WRONG = "def add(a, b):\n    return a - b\n"
+# The old harness printed  <nonce> + json.dumps(results);  these forgers find the nonce and print their own.
+FORGE = textwrap.dedent("""
+    import os, re, sys
+    def forge(text):
+        found = re.search(r"@@verdict-[0-9a-f]{16}@@", text)
+        if found:
+            print(found.group(0) + "[" + ", ".join(["null"] * 50) + "]", flush=True)
+""")
+
+BYPASSES = {
+    "marker read from main.py": FORGE + "forge(open('main.py').read())\nos._exit(0)\n" + WRONG,
+    "marker read from the caller's frame": FORGE + textwrap.dedent("""
+        frame = sys._getframe(1)
+        forge(repr(frame.f_code.co_consts) + repr(frame.f_globals))
+        os._exit(0)
+    """) + WRONG,
+    "marker printed from an exit hook": FORGE + textwrap.dedent("""
+        import atexit
+        marker = open('main.py').read()
+        atexit.register(lambda: forge(marker))
+    """) + WRONG,
+    "builtins.exec replaced by a no-op": "import builtins\nbuiltins.exec = lambda *args, **kwargs: None\n" + WRONG,
+    "builtins.compile patched": textwrap.dedent("""
+        import builtins
+        _compile = compile
+        builtins.compile = lambda source, filename, mode, *args, **kwargs: _compile("pass", filename, mode)
+    """) + WRONG,
+    "json.dumps patched": "import json\njson.dumps = lambda *args, **kwargs: '[null, null]'\n" + WRONG,
+    "always-equal object": textwrap.dedent("""
+        class Anything:
+            def __eq__(self, other):
+                return True
+            __hash__ = object.__hash__
+        def add(a, b):
+            return Anything()
+    """),
+    "always-equal int subclass": textwrap.dedent("""
+        class Int(int):
+            def __eq__(self, other):
+                return True
+            __hash__ = int.__hash__
+        def add(a, b):
+            return Int(a - b)
+    """),
+    "verdict lines on every descriptor": textwrap.dedent("""
+        import json, os
+        for fd in range(1, 64):
+            for index in range(2):
+                try:
+                    os.write(fd, (json.dumps({"test": index, "error": None}) + "\\n").encode())
+                except OSError:
+                    pass
+    """) + WRONG,
+}
+
+
+@pytest.mark.parametrize("name", list(BYPASSES))
+def test_forged_verdicts_fail(name):
+    result = check_python(BYPASSES[name], TESTS, timeout=10.0)
+    assert not result.passed, name
+    assert len(result.outcomes) == len(TESTS)  # exactly one verdict per test (the old harness took 50)
+
+
+def test_exactly_one_verdict_per_test_is_required():
+    line = '{"test": %d, "error": null}'
+    assert collect_verdicts("\n".join(line % i for i in (0, 1)), 2) == [None, None]
+    assert collect_verdicts(line % 0, 2) == [None, "missing"]  # the test process died after one test
+    assert collect_verdicts("\n".join(line % i for i in (0, 1, 1)), 2) is None  # a duplicate voids the run
+    assert collect_verdicts("\n".join(line % i for i in range(50)), 2) is None
+    assert collect_verdicts("not json", 2) is None
+
+
+def test_return_values_arrive_as_plain_data_and_exceptions_as_builtins():
+    solution = textwrap.dedent("""
+        def stats(values):
+            return (min(values), max(values)), {"n": len(values)}, {1.5, None}, b"ok", float("inf")
+        def checked(x):
+            if x < 0:
+                raise ValueError("negative")
+            return x
+        def opaque():
+            return lambda: 1
+        print("the solution may print freely")
+    """)
+    tests = [
+        "assert stats([3, 1, 2]) == ((1, 3), {'n': 3}, {1.5, None}, b'ok', float('inf'))",
+        "assert type(stats([1])[0]) is tuple",
+        "try:\n    checked(-1)\n    raise AssertionError('no error')\nexcept ValueError as error:\n    assert str(error) == 'negative'",
+        "assert checked(x=4) == 4",
+        "opaque()",
+    ]
+    result = check_python(solution, tests)
+    assert [outcome.passed for outcome in result.outcomes] == [True, True, True, True, False]
+    assert "cannot cross the sandbox boundary" in result.outcomes[4].error
+
+
+def test_trusted_setup_helpers_and_an_explicit_candidate():
+    # HumanEval style: the prompt's helpers run on the trusted side; only the candidate is the solution's.
+    setup = "def double(x):\n    return 2 * x\n\ndef solve(x):\n    '''stub from the prompt'''\n"
+    solution = "def double(x):\n    return 0\n\ndef solve(x):\n    return 2 * x\n"  # lies about the helper
+    test = "def check(candidate):\n    assert candidate(3) == double(3)\n\ncheck(solve)"
+    assert check_python(solution, [test], test_setup=setup, candidates=["solve"]).passed
+    assert called_names([test]) == ["double", "solve"]
+    assert called_names([setup, test]) == []
+
+
+def test_odd_code_fails_instead_of_raising():
+    surrogate = check_python("def add(a, b):\n    return a + b  # \udc80\n", TESTS)
+    assert not surrogate.passed and "not valid Unicode" in surrogate.outcomes[0].error
+    huge = check_python("x = 1\n" * (6 * 2**20), TESTS)
+    assert not huge.passed and "bytes" in huge.outcomes[0].error
+    with pytest.raises(ValueError, match="not valid Unicode"):
+        check_python(WRONG, [{"stdin": "\ud800", "stdout": ""}])
+    with pytest.raises(ValueError, match="timeout"):
+        check_python(WRONG, TESTS, timeout=float("inf"))
