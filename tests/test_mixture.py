@@ -84,7 +84,7 @@ def test_midtrain_phase_recalls_pretrain_and_selects_long_documents(tmp_path, so
 @pytest.mark.parametrize("body, message", [
     ({"p": {"token_budget": 10, "sources": [{"name": "a", "path": "x.jsonl", "weight": 0.5}]}}, "sum to 0.5"),
     ({"p": {"token_budget": 10, "sources": [{"name": "a", "path": "x.jsonl", "weight": 1, "wieght": 1}]}},
-     r"sources\[0\]: unknown key\(s\) \['wieght'\]"),
+     r"sources\[0\]: unknown key 'wieght' \(did you mean 'weight'\?\)"),
     ({"p": {"token_budget": 10, "sources": [{"name": "a", "from_phase": "q", "weight": 1}]}}, "unknown phase 'q'"),
 ])
 def test_bad_mixture_files_name_the_problem(tmp_path, body, message):

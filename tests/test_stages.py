@@ -136,9 +136,19 @@ def test_missing_column_names_column_and_dataset(tmp_path):
     data = tmp_path / "conversations.jsonl"
     data.write_text('{"conversation": [{"role": "user", "content": "hi"}]}\n')
     proc = run_stage("run_sft.py", "recipes/tiny/sft.yaml", "--dataset_name", data, "--output_dir",
-                     tmp_path / "out", check=False)
+                     tmp_path / "out", "--model_name_or_path", "tiny", check=False)
     assert proc.returncode != 0
     assert f"dataset {data}: missing column(s) ['messages']" in proc.stderr
+
+
+def test_stage_before_its_upstream_stage_names_the_missing_folder(tmp_path):
+    recipe = tmp_path / "sft.yaml"
+    recipe.write_text((REPO / "recipes/tiny/sft.yaml").read_text().replace("outputs/tiny/midtrain",
+                                                                             str(tmp_path / "outputs/tiny/midtrain")))
+    proc = run_stage("run_sft.py", recipe, check=False)
+    assert proc.returncode != 0
+    assert f"key 'model_name_or_path': {tmp_path}/outputs/tiny/midtrain does not exist" in proc.stderr
+    assert "Repo id must be" not in proc.stderr
 
 
 def test_push_without_token_keeps_local_checkpoint(chain, tmp_path):

@@ -157,7 +157,6 @@ def setup_logging(level: int | str = logging.INFO) -> logging.Logger:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler._phi4_recipes = True
         logger.addHandler(handler)
-        logger.propagate = False
     logger.setLevel(level)
     return logger
 

@@ -9,18 +9,17 @@ found, and pairs longer than max_length are dropped and counted rather than trun
 
 from __future__ import annotations
 
-import logging
-
 from transformers import set_seed
 from trl import DPOConfig, DPOTrainer, get_peft_config
 
 from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
 from phi4_recipes.data.preference import ID_COLUMNS, prepare_preference_pairs
 from phi4_recipes.data.sources import fingerprint, load_train_split
+from phi4_recipes.io import get_logger
 from phi4_recipes.model_loading import get_model, get_tokenizer, is_preset
-from phi4_recipes.training import finish, resolve_resume, setup_logging, take_over_hub_push
+from phi4_recipes.training import finish, require_inputs, resolve_resume, setup_logging, take_over_hub_push
 
-logger = logging.getLogger("phi4_recipes")
+logger = get_logger(__name__)
 
 
 class TokenExactDPOTrainer(DPOTrainer):
@@ -35,7 +34,8 @@ class TokenExactDPOTrainer(DPOTrainer):
 def main(script_args, training_args, model_args):
     set_seed(training_args.seed)
     setup_logging(training_args)
-    resume = resolve_resume(training_args)
+    require_inputs(script_args, model_args)
+    resume = resolve_resume(training_args, script_args.overwrite_output_dir)
     push = take_over_hub_push(training_args)
 
     raw = load_train_split(script_args)

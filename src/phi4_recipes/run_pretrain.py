@@ -9,24 +9,24 @@ Midtraining is the same script with another mixture phase, a longer `max_length`
 
 from __future__ import annotations
 
-import logging
-
 from transformers import set_seed
 from trl import SFTConfig, SFTTrainer, get_peft_config
 
 from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
 from phi4_recipes.data.mixture import MixtureBuilder, load_mixture
 from phi4_recipes.data.sources import first_rows
+from phi4_recipes.io import get_logger
 from phi4_recipes.model_loading import get_model, get_tokenizer
-from phi4_recipes.training import finish, resolve_resume, setup_logging, take_over_hub_push
+from phi4_recipes.training import finish, require_inputs, resolve_resume, setup_logging, take_over_hub_push
 
-logger = logging.getLogger("phi4_recipes")
+logger = get_logger(__name__)
 
 
 def main(script_args, training_args, model_args):
     set_seed(training_args.seed)
     setup_logging(training_args)
-    resume = resolve_resume(training_args)
+    require_inputs(script_args, model_args)
+    resume = resolve_resume(training_args, script_args.overwrite_output_dir)
     push = take_over_hub_push(training_args)
     if not script_args.dataset_mixture or not script_args.mixture_phase:
         raise ValueError("pretraining needs dataset_mixture (a mixture YAML) and mixture_phase")

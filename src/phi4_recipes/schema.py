@@ -12,7 +12,10 @@ import enum
 import types
 import typing
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 
 class RecipeError(ValueError):
@@ -101,3 +104,40 @@ def from_mapping(cls: type, mapping: Any, where: str, **fixed: Any):
         raise
     except (TypeError, ValueError) as err:
         raise RecipeError(f"{where}: {err}") from err
+
+
+def looks_local(value: str) -> bool:
+    """Whether a model or dataset name is meant as a local path rather than a Hub id (``namespace/name``)."""
+    path = Path(value).expanduser()
+    return (value.startswith((".", "/", "~")) or value.count("/") >= 2 or path.suffix in (".json", ".jsonl", ".parquet")
+            or (len(path.parts) > 1 and Path(path.parts[0]).is_dir()))
+
+
+def writers_of(path: str, recipe_path: str | None) -> list[str]:
+    """Recipes beside ``recipe_path`` (its whole ``recipes/`` tree) whose ``output_dir`` makes ``path``."""
+    if not recipe_path:
+        return []
+    recipe = Path(recipe_path).resolve()
+    root = next((parent for parent in recipe.parents if parent.name == "recipes"), recipe.parent)
+    found = []
+    for candidate in sorted(root.rglob("*.yaml")):
+        try:
+            output_dir = (yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}).get("output_dir")
+        except (yaml.YAMLError, AttributeError, OSError):
+            continue
+        if isinstance(output_dir, str) and (path == output_dir or path.startswith(output_dir.rstrip("/") + "/")):
+            found.append(str(candidate.relative_to(root.parent)))
+    return found
+
+
+def require_local_input(value: str | None, key: str, recipe_path: str | None) -> None:
+    """A path-like input that does not exist fails naming the path, the key and the recipe that writes it.
+
+    Without this a missing ``outputs/tiny/midtrain`` reaches the Hub client and fails as a malformed repo id.
+    """
+    if not value or not looks_local(value) or Path(value).expanduser().exists():
+        return
+    where = recipe_path or "command line"
+    writers = writers_of(value, recipe_path)
+    hint = f"; it is written by {' or '.join(writers)}: run that stage first" if writers else ""
+    raise RecipeError(f"{where}: key '{key}': {value} does not exist{hint}")

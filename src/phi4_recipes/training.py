@@ -3,43 +3,91 @@ model card and Hub push. Kept apart so each run_*.py reads top to bottom like a 
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 
 import datasets
 import transformers
-from transformers.trainer_utils import get_last_checkpoint
+from safetensors import SafetensorError, safe_open
 
+from . import io
 from .hub import HubPushError, push_checkpoint, write_model_card
 from .manifest import read_manifest, write_manifest
 from .model_loading import configure_generation
+from .schema import require_local_input
 from .tokenizer import EOS_TOKEN
 
-logger = logging.getLogger("phi4_recipes")
+logger = io.get_logger(__name__)
 
 
 def setup_logging(training_args) -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=[logging.StreamHandler(sys.stdout)])
+    """The project logger at the Trainer's log level (quiet on non-main ranks), and the same for HF libraries."""
     level = training_args.get_process_log_level()
-    logger.setLevel(level)
+    io.setup_logging(level)
     datasets.utils.logging.set_verbosity(level)
     transformers.utils.logging.set_verbosity(level)
 
 
-def resolve_resume(training_args) -> str | bool | None:
-    """`resume_from_checkpoint: true` -> the newest checkpoint-* in output_dir; a path -> that path."""
+def require_inputs(script_args, model_args) -> None:
+    """Every path-like input exists, or the error names it, its key and the recipe that writes it."""
+    recipe = getattr(script_args, "recipe_path", None)
+    for key, value in (("model_name_or_path", model_args.model_name_or_path),
+                       ("tokenizer_name_or_path", script_args.tokenizer_name_or_path),
+                       ("dataset_name", script_args.dataset_name),
+                       ("dataset_mixture", script_args.dataset_mixture)):
+        require_local_input(value, key, recipe)
+
+
+def _is_complete_checkpoint(folder: Path) -> bool:
+    """A checkpoint the Trainer finished writing: its state file exists and every weights file opens."""
+    weights = sorted(folder.glob("*.safetensors"))
+    if not (folder / "trainer_state.json").is_file() or not weights:
+        return False
+    try:
+        for file in weights:
+            with safe_open(str(file), framework="pt"):
+                pass
+    except (OSError, SafetensorError):
+        return False
+    return True
+
+
+def newest_complete_checkpoint(output_dir: str | Path) -> str | None:
+    """The highest-step ``checkpoint-*`` that is whole; a torn one (killed mid-save) is skipped and named."""
+    folder = Path(output_dir)
+    candidates = sorted((p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+                        key=lambda p: int(p.name.split("-")[-1]), reverse=True) if folder.is_dir() else []
+    for candidate in candidates:
+        if _is_complete_checkpoint(candidate):
+            return str(candidate)
+        logger.warning("skipping %s: it was not completely written (killed mid-save?)", candidate)
+    return None
+
+
+def resolve_resume(training_args, overwrite_output_dir: bool = False) -> str | None:
+    """`resume_from_checkpoint: true` -> the newest complete checkpoint-* in output_dir; a path -> that path.
+
+    Without resume, a folder that already holds a trained model or checkpoints is refused unless the recipe
+    sets `overwrite_output_dir: true`, so a rerun never silently replaces an earlier run's weights.
+    """
     value = training_args.resume_from_checkpoint
+    output_dir = Path(training_args.output_dir)
     if value is None or str(value).lower() in ("false", "none", ""):
+        earlier = [p.name for p in (output_dir.iterdir() if output_dir.is_dir() else [])
+                   if p.name in ("model.safetensors", "model.safetensors.index.json") or p.name.startswith("checkpoint-")]
+        if earlier and not overwrite_output_dir:
+            raise FileExistsError(
+                f"output_dir {output_dir} already holds a run ({', '.join(sorted(earlier)[:3])}); pass "
+                "--resume_from_checkpoint true to continue it, --overwrite_output_dir true to replace it, or "
+                "choose another output_dir")
         return None
     if str(value).lower() == "true":
-        last = get_last_checkpoint(training_args.output_dir) if Path(training_args.output_dir).is_dir() else None
+        last = newest_complete_checkpoint(output_dir)
         if last is None:
-            raise FileNotFoundError(f"resume_from_checkpoint=true but {training_args.output_dir} has no checkpoint-*")
+            raise FileNotFoundError(f"resume_from_checkpoint=true but {output_dir} has no complete checkpoint-*")
         logger.info("resuming from %s", last)
         return last
-    if not Path(value).is_dir():
-        raise FileNotFoundError(f"resume_from_checkpoint: {value} is not a checkpoint folder")
+    if not _is_complete_checkpoint(Path(value)):
+        raise FileNotFoundError(f"resume_from_checkpoint: {value} is not a complete checkpoint folder")
     return value
 
 

@@ -33,6 +33,8 @@ class ScriptArguments(TrlScriptArguments):
                   "max_position_embeddings: 16384} for midtraining."},
     )
     use_liger: bool = field(default=True, metadata={"help": "Liger kernels in Phi4ForCausalLM (CUDA only)."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace a finished run in output_dir (otherwise refused unless resuming)."})
     dataset_max_rows: int | None = field(
         default=None, metadata={"help": "Keep only the first N rows of the training set (quick runs)."}
     )

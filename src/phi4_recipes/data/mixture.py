@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 from datasets import Dataset, concatenate_datasets
+
+from phi4_recipes.schema import RecipeError, from_mapping
 
 from .sources import fingerprint, load_source, require_columns
 
@@ -80,21 +82,18 @@ class MixturePlan:
         return "\n".join(rows)
 
 
-class MixtureError(ValueError):
-    pass
+class MixtureError(RecipeError):
+    """A mixture file or plan that cannot run; names the file, phase and source."""
 
 
 def _parse_source(raw: dict, where: str) -> MixtureSource:
-    known = {f.name for f in fields(MixtureSource)}
-    unknown = set(raw) - known
-    if unknown:
-        raise MixtureError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
-    if ("path" in raw) == ("from_phase" in raw):
+    try:
+        source = from_mapping(MixtureSource, raw, where)
+    except RecipeError as err:
+        raise MixtureError(str(err)) from err
+    if (source.path is None) == (source.from_phase is None):
         raise MixtureError(f"{where}: give exactly one of 'path' or 'from_phase'")
-    for key in ("name", "weight"):
-        if key not in raw:
-            raise MixtureError(f"{where}: missing key '{key}'")
-    return MixtureSource(**raw)
+    return source
 
 
 def load_mixture(path: str | Path) -> dict[str, MixturePhase]:
