@@ -20,6 +20,7 @@ import phi4_recipes
 from phi4_recipes.verify import _sandbox_init
 from phi4_recipes.verify.code_check import check_python
 from phi4_recipes.verify.oracles import make_oracle
+from phi4_recipes.verify import sandbox
 from phi4_recipes.verify.sandbox import run_python
 
 SRC_DIR = Path(phi4_recipes.__file__).resolve().parents[1]
@@ -379,3 +380,125 @@ def test_several_paths_under_one_hidden_parent_are_planned_together(tmp_path):
     scratch = str(tmp_path.parents[len(tmp_path.parents) - 2])
     plan = _sandbox_init.plan_exposure(paths, scratch=[scratch], hide_untraversable=True)
     assert list(plan) == [scratch]
+
+
+KEYCTL = {"x86_64": (250, 248), "aarch64": (219, 217)}.get(os.uname().machine)  # keyctl, add_key
+
+
+@pytest.mark.skipif(KEYCTL is None, reason="keyctl numbers known for x86_64 and aarch64 only")
+def test_callers_session_keyring_is_out_of_reach():
+    # In a child with its own session keyring (not to touch pytest's): plant a key, then let the program try it.
+    script = textwrap.dedent(f"""
+        import ctypes
+        from phi4_recipes.verify.sandbox import run_python
+        libc = ctypes.CDLL(None, use_errno=True)
+        keyctl, add_key = {KEYCTL}
+        libc.syscall(keyctl, 1, b"phi4-test")  # KEYCTL_JOIN_SESSION_KEYRING
+        key = libc.syscall(add_key, b"user", b"phi4-secret", b"payload-123", 11, -3)  # into @s
+        assert key > 0, ctypes.get_errno()
+        code = (f"import ctypes\\nlibc = ctypes.CDLL(None, use_errno=True)\\nbuffer = ctypes.create_string_buffer(64)\\n"
+                f"print(libc.syscall({{keyctl}}, 11, {{key}}, buffer, 64), buffer.value)\\n"  # KEYCTL_READ
+                f"print(libc.syscall({{add_key}}, b'user', b'planted', b'x', 1, -3))")
+        print(run_python(code).stdout)
+    """)
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "PYTHONPATH": str(SRC_DIR)})  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert "payload-123" not in completed.stdout
+    assert completed.stdout.split()[:1] == ["-1"] and completed.stdout.split()[-1] == "-1"
+
+
+def test_unix_socket_on_disk_is_unreachable():
+    # A world-connectable socket outside the scratch directories the sandbox hides.
+    folder = Path(tempfile.mkdtemp(prefix="phi4-socket-", dir="/run" if os.access("/run", os.W_OK) else SRC_DIR))
+    folder.chmod(0o755)
+    path = folder / "s"
+    listener = socket.socket(socket.AF_UNIX)
+    try:
+        listener.bind(str(path))
+        path.chmod(0o666)
+        listener.listen(1)
+        listener.setblocking(False)
+        code = f"import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({str(path)!r})\nprint('connected')"
+        result = run_python(code)
+        assert not result.ok and "connected" not in result.stdout and "PermissionError" in result.stderr
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+        pair = run_python("import socket\nsocket.socketpair()")
+        assert not pair.ok and "PermissionError" in pair.stderr
+    finally:
+        listener.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_nested_namespaces_are_denied():
+    code = textwrap.dedent("""
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        print(libc.unshare(0x10000000), libc.unshare(0x00020000))  # CLONE_NEWUSER, CLONE_NEWNS
+        fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+        print(libc.setns(fd, 0))
+        pid = os.fork()  # plain clone still works
+        if pid == 0:
+            os._exit(7)
+        print(os.WEXITSTATUS(os.waitpid(pid, 0)[1]))
+    """)
+    result = run_python(code)
+    assert result.ok, result.stderr
+    assert result.stdout.split() == ["-1", "-1", "-1", "7"]
+
+
+def test_total_memory_is_bounded_across_processes():
+    # 20 children each holding 64 MiB: with per-process limits only, 20 x 64 MiB = 1.25 GiB.
+    code = textwrap.dedent("""
+        import os, time
+        read, write = os.pipe()
+        for _ in range(20):
+            try:
+                if os.fork() == 0:
+                    block = b"x" * (64 * 2**20)
+                    os.write(write, b".")
+                    time.sleep(30)
+            except OSError:
+                break
+        time.sleep(2)
+        os.set_blocking(read, False)
+        try:
+            print(len(os.read(read, 100)))
+        except BlockingIOError:
+            print(0)
+    """)
+    result = run_python(code, timeout=6.0, memory_mb=128, max_processes=32)
+    held = int(result.stdout.split()[0]) if result.stdout.strip() else 0
+    assert result.limits in ("cgroup", "rlimit")
+    budget_mb = 128 if result.limits == "cgroup" else 128 * sandbox.FALLBACK_MAX_PROCESSES
+    assert held * 64 <= budget_mb, (held, result.limits)
+
+
+def test_flooded_output_does_not_delay_the_deadline():
+    flood = textwrap.dedent("""
+        import os, threading
+        def pour(fd):
+            while True:
+                os.write(fd, b"x" * 65536)
+        threading.Thread(target=pour, args=(2,), daemon=True).start()
+        pour(1)
+    """)
+    for limit in (1 << 20, 1 << 26):  # cut off by the output limit, and by the 3 s deadline
+        started = time.monotonic()
+        result = run_python(flood, timeout=3.0, max_output_bytes=limit)
+        assert not result.ok and (result.output_truncated or result.timed_out)
+        assert time.monotonic() - started < 3.5
+
+
+def test_odd_inputs_give_clear_argument_errors():
+    with pytest.raises(ValueError, match="code is not valid Unicode"):
+        run_python("print('\udc80')")
+    with pytest.raises(ValueError, match="stdin is not valid Unicode"):
+        run_python("input()", stdin="\ud800")
+    with pytest.raises(ValueError, match="at most"):
+        run_python("#" * (65 * 2**20))
+    with pytest.raises(ValueError, match="finite"):
+        run_python("pass", timeout=float("inf"))
+    with pytest.raises(ValueError, match="finite"):
+        run_python("pass", timeout=float("nan"))
