@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 import phi4_recipes
-from phi4_recipes.verify import _sandbox_init
+from phi4_recipes.verify import _sandbox_init, sandbox
 from phi4_recipes.verify.code_check import check_python
 from phi4_recipes.verify.oracles import make_oracle
-from phi4_recipes.verify import sandbox
 from phi4_recipes.verify.sandbox import run_python
 
 SRC_DIR = Path(phi4_recipes.__file__).resolve().parents[1]
