@@ -44,3 +44,16 @@ def test_every_reference_solution_passes_and_stubs_fail():
         stubs = list(pool.map(lambda p: grade(p, "    return None\n"), problems[::16]))
     assert [task for task, passed in references if not passed] == []
     assert [task for task, passed in stubs if passed] == []
+
+
+def test_the_task_reads_human_evals_copy_when_the_hub_is_unreachable(monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    grader = _grader()
+    monkeypatch.setattr(grader, "HUB_DATASET", "phi4-recipes-tests/no-such-dataset")  # never cached
+    test = grader.load_humaneval(version=1.0)["test"]
+    assert len(test) == 164 and test[0]["task_id"] == "HumanEval/0"
+    assert set(test.column_names) >= {"prompt", "test", "entry_point", "canonical_solution"}
