@@ -501,3 +501,21 @@ def test_odd_inputs_give_clear_argument_errors():
         run_python("pass", timeout=float("inf"))
     with pytest.raises(ValueError, match="finite"):
         run_python("pass", timeout=float("nan"))
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root to build the scenario"
+)
+def test_sandbox_tests_fail_under_ci_instead_of_skipping():
+    # Where isolation fails (root in a user namespace mapping only uid 0), a sandbox test skips, but
+    # under CI=true it fails: a broken sandbox must not turn CI green.
+    outcomes = {}
+    for ci in ("true", ""):
+        completed = subprocess.run(
+            ["unshare", "--user", "--map-root-user", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             __file__, "-k", "test_exit_code_and_stderr_are_reported"],
+            capture_output=True, text=True, timeout=120, cwd=SRC_DIR.parent, env={**os.environ, "CI": ci},
+        )  # fmt: skip
+        outcomes[ci] = (completed.returncode, completed.stdout.strip().splitlines()[-1])
+    assert outcomes["true"][0] != 0 and "1 error" in outcomes["true"][1], outcomes
+    assert outcomes[""][0] == 0 and "1 skipped" in outcomes[""][1], outcomes
