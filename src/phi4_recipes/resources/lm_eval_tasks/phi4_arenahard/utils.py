@@ -9,7 +9,7 @@ from pathlib import Path
 
 import datasets
 
-from phi4_recipes.evaluation.judge_client import ask_judge
+from phi4_recipes.judge.client import ask_judge
 
 BASELINE_ENV = "PHI4_ARENAHARD_BASELINE"
 

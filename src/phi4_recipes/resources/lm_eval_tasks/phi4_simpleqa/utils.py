@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from phi4_recipes.evaluation.judge_client import ask_judge
+from phi4_recipes.judge.client import ask_judge
 
 GRADES = {"A": "correct", "B": "incorrect", "C": "not_attempted"}
 GRADER_MAX_TOKENS = 16  # the grader answers with one letter
