@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from phi4_recipes.configs.eval import EvalArguments
 from phi4_recipes.evaluation.registry import LOCAL_TASKS_DIR, Benchmark
 from phi4_recipes.schema import RecipeError
+
+if TYPE_CHECKING:  # the options live with the script's, a layer above evaluation/
+    from phi4_recipes.configs.eval import EvalArguments
 
 # Our judge-graded tasks (SimpleQA, ArenaHard) read their judge from these variables (lm-eval gives a task's
 # process_results no access to the run's options).
