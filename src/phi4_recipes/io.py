@@ -19,10 +19,17 @@ _BLOCK = 1 << 20
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, parsed row) for each non-blank line; a bad line raises naming `path:line`."""
+    """Yield (line number, parsed row) for each non-blank line; a bad line raises naming `path:line`.
+
+    Bytes that are not UTF-8 are reported the same way, with the line, instead of a bare UnicodeDecodeError.
+    """
     path = Path(path)
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{path}:{line_number}: not valid UTF-8 ({err.reason} at byte {err.start})") from err
             if not line.strip():
                 continue
             try:

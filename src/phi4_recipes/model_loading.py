@@ -33,14 +33,23 @@ def tiny_tokenizer() -> PreTrainedTokenizerBase:
 
 def get_tokenizer(tokenizer_name_or_path: str | None, model_name_or_path: str) -> PreTrainedTokenizerBase:
     name = tokenizer_name_or_path or model_name_or_path
-    if name == "tiny" or (is_preset(name) and name == "tiny"):
+    if name == "tiny":
         return tiny_tokenizer()
     if name == "phi4" or is_preset(name):
         return build_phi4_tokenizer()
+    require_checkpoint_folder(name, ("tokenizer.json", "tokenizer_config.json"), "tokenizer")
     tokenizer = AutoTokenizer.from_pretrained(name)
     if tokenizer.chat_template is None:
         tokenizer.chat_template = load_chat_template()
     return tokenizer
+
+
+def require_checkpoint_folder(name: str, markers: tuple[str, ...], what: str) -> None:
+    """A local folder without the files a checkpoint has fails naming the folder, not a missing-backend hint."""
+    folder = Path(name)
+    if folder.is_dir() and not any((folder / marker).is_file() for marker in markers):
+        raise ValueError(f"{folder} is not a checkpoint folder: no {' or '.join(markers)} for the {what} "
+                         f"(it holds {sorted(p.name for p in folder.iterdir())[:8]})")
 
 
 def _config_overrides(overrides: dict | None) -> dict:
@@ -68,6 +77,7 @@ def get_model(model_args, tokenizer, *, use_liger: bool = True, config_overrides
         if dtype not in (None, "auto"):
             model = model.to(dtype)
     else:
+        require_checkpoint_folder(name, ("config.json",), "model")
         config = Phi4Config.from_pretrained(name, revision=model_args.model_revision, **overrides)
         model = Phi4ForCausalLM.from_pretrained(
             name,

@@ -10,7 +10,7 @@ from transformers import set_seed
 from trl import SFTConfig, SFTTrainer, get_peft_config
 
 from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
-from phi4_recipes.data.sources import fingerprint, load_train_split, require_columns
+from phi4_recipes.data.sources import fingerprint, load_train_split, require_chat_messages, require_columns
 from phi4_recipes.io import get_logger
 from phi4_recipes.model_loading import get_model, get_tokenizer
 from phi4_recipes.training import finish, require_inputs, resolve_resume, setup_logging, take_over_hub_push
@@ -27,6 +27,7 @@ def main(script_args, training_args, model_args):
 
     dataset = load_train_split(script_args)
     require_columns(dataset, ["messages"], script_args.dataset_name)
+    require_chat_messages(dataset, script_args.dataset_name)
     dataset = dataset.select_columns(["messages"])
     inputs = [fingerprint(script_args.dataset_name, dataset)]
 

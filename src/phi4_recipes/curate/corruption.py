@@ -11,7 +11,7 @@ import re
 import unicodedata
 import zlib
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 WORD = re.compile(r"\w+", re.UNICODE)
 PARAGRAPH_SPLIT = re.compile(r"\n\s*\n")
@@ -64,9 +64,6 @@ class CorruptionStats:
     compression_ratio: float
     prose_words: int
     long_ascii_token_fraction: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _duplicate_fractions(items: list[str]) -> tuple[float, float]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from phi4_recipes.data.jsonl import read_jsonl
+from phi4_recipes.io import read_jsonl
 from phi4_recipes.data.ngrams import (
     ContaminationHit,
     NgramIndex,

@@ -12,7 +12,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from ..data.jsonl import read_jsonl
+from ..io import read_jsonl
 
 # The hashing and grouping core is shared with synth/ (data/ is below both stages); re-exported here.
 from ..data.near_dedup import (  # noqa: F401

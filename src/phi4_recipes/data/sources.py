@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+
+from phi4_recipes.io import read_jsonl, sha256_files
 
 _FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
 
@@ -25,6 +26,8 @@ def load_source(path_or_id: str, split: str = "train", config: str | None = None
         builder = _FILE_BUILDERS.get(path.suffix)
         if builder is None:
             raise ValueError(f"{path}: unsupported file type {path.suffix!r} (use one of {sorted(_FILE_BUILDERS)})")
+        if path.suffix == ".jsonl":
+            check_jsonl_rows(path)
         return load_dataset(builder, data_files=str(path), split="train")
     if path.is_dir():
         if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
@@ -35,6 +38,33 @@ def load_source(path_or_id: str, split: str = "train", config: str | None = None
     if path_or_id.startswith((".", "/")) or path.suffix in _FILE_BUILDERS:
         raise FileNotFoundError(f"dataset not found: {path_or_id}")
     return load_dataset(path_or_id, config, split=split)
+
+
+def check_jsonl_rows(path: Path) -> None:
+    """Before datasets reads a JSON Lines file: every line parses (else `path:line`), and it has rows.
+
+    datasets' own errors name neither file nor line, and an empty file surfaces as a bare StopIteration.
+    """
+    rows = 0
+    for line_number, row in read_jsonl(path):
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{line_number}: a row is a JSON object, got {type(row).__name__}")
+        rows += 1
+    if rows == 0:
+        raise ValueError(f"{path}: no rows (the file is empty)")
+
+
+def require_chat_messages(dataset: Dataset, name: str, column: str = "messages") -> None:
+    """Every row's `messages` is a list of {role, content} with string values; a bad row is named by index."""
+    for index, messages in enumerate(dataset[column]):
+        if not isinstance(messages, list) or not messages:
+            raise ValueError(f"dataset {name}, row {index}: '{column}' must be a non-empty list of "
+                             f"{{role, content}} messages, got {type(messages).__name__}")
+        for turn, message in enumerate(messages):
+            if not (isinstance(message, dict) and isinstance(message.get("role"), str)
+                    and isinstance(message.get("content"), str)):
+                raise ValueError(f"dataset {name}, row {index}, message {turn}: expected {{role: str, content: str}}, "
+                                 f"got {message!r:.120}")
 
 
 def require_columns(dataset: Dataset, columns: list[str], name: str) -> None:
@@ -51,13 +81,9 @@ def fingerprint(path_or_id: str, dataset: Dataset) -> dict:
     entry = {"source": path_or_id, "rows": len(dataset), "datasets_fingerprint": dataset._fingerprint}
     path = Path(path_or_id)
     if path.is_file():
-        entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        entry["sha256"] = sha256_files([path])
     elif path.is_dir():
-        digest = hashlib.sha256()
-        for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            digest.update(str(file.relative_to(path)).encode())
-            digest.update(file.read_bytes())
-        entry["sha256"] = digest.hexdigest()
+        entry["sha256"] = sha256_files(sorted(p for p in path.rglob("*") if p.is_file()), names_relative_to=path)
     return entry
 
 

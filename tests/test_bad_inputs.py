@@ -1,0 +1,90 @@
+"""Every bad input of the reliability review gets an error that names the file, key or row (issue 13, section 5)."""
+
+import re
+from pathlib import Path
+
+import pytest
+from datasets import Dataset
+
+from phi4_recipes.configs import CurateConfig, ModelConfig, RecipeError, ScriptArguments, SFTConfig, parse_recipe
+from phi4_recipes.curate.decontaminate import load_eval_texts
+from phi4_recipes.data.sources import load_source, require_chat_messages
+from phi4_recipes.model_loading import get_tokenizer
+
+REPO = Path(__file__).resolve().parents[1]
+SFT_RECIPE = REPO / "recipes" / "tiny" / "sft.yaml"
+
+
+def _write(folder: Path, name: str, data: bytes | str) -> Path:
+    path = folder / name
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return path
+
+
+def empty_jsonl(tmp):
+    load_source(str(_write(tmp, "empty.jsonl", "")))
+
+
+def malformed_jsonl_line(tmp):
+    load_source(str(_write(tmp, "broken.jsonl", '{"text": "ok"}\n{"text": "cut off\n')))
+
+
+def messages_as_a_string(tmp):
+    path = _write(tmp, "chat.jsonl", '{"messages": "hello"}\n')
+    require_chat_messages(load_source(str(path)), str(path))
+
+
+def message_without_content(tmp):
+    require_chat_messages(Dataset.from_dict({"messages": [[{"role": "user", "content": "hi"}], [{"role": "user"}]]}),
+                          "chat.jsonl")
+
+
+def folder_that_is_not_a_checkpoint(tmp):
+    (tmp / "notes").mkdir()
+    _write(tmp / "notes", "readme.txt", "not a model")
+    get_tokenizer(None, str(tmp / "notes"))
+
+
+def yaml_type_error(tmp):
+    recipe = _write(tmp, "fast.yaml", SFT_RECIPE.read_text() + "\nweight_decay: fast\n")
+    parse_recipe(ScriptArguments, SFTConfig, ModelConfig, argv=[str(recipe)])
+
+
+def cli_prefix(tmp):
+    parse_recipe(ScriptArguments, SFTConfig, ModelConfig, argv=[str(SFT_RECIPE), "--learning_rat", "1e-5"])
+
+
+def invalid_utf8_in_decontaminate(tmp):
+    load_eval_texts(_write(tmp, "items.jsonl", b'{"question": "ok"}\n{"question": "caf\xe9"}\n'))
+
+
+def curate_tasks_as_text(tmp):
+    recipe = _write(tmp, "curate.yaml", f"input_dir: {tmp}\noutput_dir: {tmp / 'out'}\ntasks: two\n")
+    parse_recipe(CurateConfig, argv=[str(recipe)])
+
+
+def missing_curate_input_dir(tmp):
+    recipe = _write(tmp, "curate.yaml", f"input_dir: {tmp / 'crawl'}\noutput_dir: {tmp / 'out'}\n")
+    parse_recipe(CurateConfig, argv=[str(recipe)])
+
+
+CASES = [
+    (empty_jsonl, ValueError, r"empty\.jsonl: no rows"),
+    (malformed_jsonl_line, ValueError, r"broken\.jsonl:2: not valid JSON"),
+    (messages_as_a_string, ValueError, r"chat\.jsonl, row 0: 'messages' must be a non-empty list"),
+    (message_without_content, ValueError, r"chat\.jsonl, row 1, message 0: expected \{role: str, content: str\}"),
+    (folder_that_is_not_a_checkpoint, ValueError, r"notes is not a checkpoint folder: no tokenizer\.json"),
+    (yaml_type_error, RecipeError, r"fast\.yaml: key 'weight_decay' expects float, got 'fast'"),
+    (cli_prefix, RecipeError, r"unknown option '--learning_rat' \(did you mean 'learning_rate'\?\)"),
+    (invalid_utf8_in_decontaminate, ValueError, r"items\.jsonl:2: not valid UTF-8"),
+    (curate_tasks_as_text, RecipeError, r"curate\.yaml: key 'tasks' expects int, got 'two'"),
+    (missing_curate_input_dir, RecipeError, r"curate\.yaml: key 'input_dir': .*crawl does not exist"),
+]
+
+
+@pytest.mark.parametrize("trigger, error, message", CASES, ids=[case[0].__name__ for case in CASES])
+def test_bad_input_error_names_file_key_or_row(trigger, error, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    with pytest.raises(error) as caught:
+        trigger(tmp_path)
+    assert re.search(message, str(caught.value)), str(caught.value)
