@@ -94,6 +94,13 @@ def get_model(model_args, tokenizer, *, use_liger: bool = True, config_overrides
     return model
 
 
+def load_training_model(model_args, tokenizer, script_args, training_args) -> Phi4ForCausalLM:
+    """`get_model` with a training recipe's loading options (Liger, config overrides, checkpointing)."""
+    return get_model(model_args, tokenizer, use_liger=script_args.use_liger,
+                     config_overrides=script_args.model_config_overrides,
+                     gradient_checkpointing=training_args.gradient_checkpointing)
+
+
 def configure_generation(model, tokenizer) -> None:
     """Generation stops at `<|im_end|>` (end of an assistant turn) or `<|endoftext|>`; pad is its own token."""
     stop_ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]

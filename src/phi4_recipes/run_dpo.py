@@ -9,15 +9,14 @@ found, and pairs longer than max_length are dropped and counted rather than trun
 
 from __future__ import annotations
 
-from transformers import set_seed
 from trl import DPOConfig, DPOTrainer, get_peft_config
 
 from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
 from phi4_recipes.data.preference import ID_COLUMNS, prepare_preference_pairs
 from phi4_recipes.data.sources import fingerprint, load_train_split
 from phi4_recipes.io import get_logger
-from phi4_recipes.model_loading import get_model, get_tokenizer, is_preset
-from phi4_recipes.training import finish, require_inputs, resolve_resume, setup_logging, take_over_hub_push
+from phi4_recipes.model_loading import get_tokenizer, is_preset, load_training_model
+from phi4_recipes.training import finish, start_run
 
 logger = get_logger(__name__)
 
@@ -32,11 +31,7 @@ class TokenExactDPOTrainer(DPOTrainer):
 
 
 def main(script_args, training_args, model_args):
-    set_seed(training_args.seed)
-    setup_logging(training_args)
-    require_inputs(script_args, model_args)
-    resume = resolve_resume(training_args, script_args.overwrite_output_dir)
-    push = take_over_hub_push(training_args)
+    resume, push = start_run(script_args, training_args, model_args)
 
     raw = load_train_split(script_args)
     inputs = [fingerprint(script_args.dataset_name, raw)]
@@ -47,16 +42,14 @@ def main(script_args, training_args, model_args):
     if pairs.kept == 0:
         raise ValueError(f"dataset {script_args.dataset_name}: no pair fits max_length={training_args.max_length}")
 
-    load = dict(use_liger=script_args.use_liger, config_overrides=script_args.model_config_overrides,
-                gradient_checkpointing=training_args.gradient_checkpointing)
-    model = get_model(model_args, tokenizer, **load)
+    model = load_training_model(model_args, tokenizer, script_args, training_args)
     # The reference is the same starting checkpoint, frozen; not needed with PEFT (adapters off) or when its
     # log-probs are precomputed (the 14B recipes, to save memory under ZeRO-3).
     ref_model = None
     if not (model_args.use_peft or training_args.precompute_ref_log_probs):
         if is_preset(model_args.model_name_or_path):
             raise ValueError("DPO starts from a trained checkpoint (e.g. the SFT output folder), not a preset")
-        ref_model = get_model(model_args, tokenizer, **load)
+        ref_model = load_training_model(model_args, tokenizer, script_args, training_args)
 
     trainer = TokenExactDPOTrainer(
         model=model,

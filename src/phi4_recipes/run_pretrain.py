@@ -9,25 +9,20 @@ Midtraining is the same script with another mixture phase, a longer `max_length`
 
 from __future__ import annotations
 
-from transformers import set_seed
 from trl import SFTConfig, SFTTrainer, get_peft_config
 
 from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
 from phi4_recipes.data.mixture import MixtureBuilder, load_mixture
 from phi4_recipes.data.sources import first_rows
 from phi4_recipes.io import get_logger
-from phi4_recipes.model_loading import get_model, get_tokenizer
-from phi4_recipes.training import finish, require_inputs, resolve_resume, setup_logging, take_over_hub_push
+from phi4_recipes.model_loading import get_tokenizer, load_training_model
+from phi4_recipes.training import finish, start_run
 
 logger = get_logger(__name__)
 
 
 def main(script_args, training_args, model_args):
-    set_seed(training_args.seed)
-    setup_logging(training_args)
-    require_inputs(script_args, model_args)
-    resume = resolve_resume(training_args, script_args.overwrite_output_dir)
-    push = take_over_hub_push(training_args)
+    resume, push = start_run(script_args, training_args, model_args)
     if not script_args.dataset_mixture or not script_args.mixture_phase:
         raise ValueError("pretraining needs dataset_mixture (a mixture YAML) and mixture_phase")
 
@@ -38,13 +33,7 @@ def main(script_args, training_args, model_args):
     dataset = first_rows(builder.build(script_args.mixture_phase).select_columns(["text"]),
                          script_args.dataset_max_rows)
 
-    model = get_model(
-        model_args,
-        tokenizer,
-        use_liger=script_args.use_liger,
-        config_overrides=script_args.model_config_overrides,
-        gradient_checkpointing=training_args.gradient_checkpointing,
-    )
+    model = load_training_model(model_args, tokenizer, script_args, training_args)
     if training_args.max_length and training_args.max_length > model.config.max_position_embeddings:
         raise ValueError(f"max_length {training_args.max_length} exceeds the model's "
                          f"max_position_embeddings {model.config.max_position_embeddings}")

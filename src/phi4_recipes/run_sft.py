@@ -6,24 +6,19 @@
 
 from __future__ import annotations
 
-from transformers import set_seed
 from trl import SFTConfig, SFTTrainer, get_peft_config
 
 from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
 from phi4_recipes.data.sources import fingerprint, load_train_split, require_chat_messages, require_columns
 from phi4_recipes.io import get_logger
-from phi4_recipes.model_loading import get_model, get_tokenizer
-from phi4_recipes.training import finish, require_inputs, resolve_resume, setup_logging, take_over_hub_push
+from phi4_recipes.model_loading import get_tokenizer, load_training_model
+from phi4_recipes.training import finish, start_run
 
 logger = get_logger(__name__)
 
 
 def main(script_args, training_args, model_args):
-    set_seed(training_args.seed)
-    setup_logging(training_args)
-    require_inputs(script_args, model_args)
-    resume = resolve_resume(training_args, script_args.overwrite_output_dir)
-    push = take_over_hub_push(training_args)
+    resume, push = start_run(script_args, training_args, model_args)
 
     dataset = load_train_split(script_args)
     require_columns(dataset, ["messages"], script_args.dataset_name)
@@ -32,13 +27,7 @@ def main(script_args, training_args, model_args):
     inputs = [fingerprint(script_args.dataset_name, dataset)]
 
     tokenizer = get_tokenizer(script_args.tokenizer_name_or_path, model_args.model_name_or_path)
-    model = get_model(
-        model_args,
-        tokenizer,
-        use_liger=script_args.use_liger,
-        config_overrides=script_args.model_config_overrides,
-        gradient_checkpointing=training_args.gradient_checkpointing,
-    )
+    model = load_training_model(model_args, tokenizer, script_args, training_args)
 
     trainer = SFTTrainer(
         model=model,

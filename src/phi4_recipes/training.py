@@ -8,6 +8,7 @@ from pathlib import Path
 import datasets
 import transformers
 from safetensors import SafetensorError, safe_open
+from transformers import set_seed
 
 from . import io
 from .hub import HubPushError, push_checkpoint, write_model_card
@@ -89,6 +90,19 @@ def resolve_resume(training_args, overwrite_output_dir: bool = False) -> str | N
     if not _is_complete_checkpoint(Path(value)):
         raise FileNotFoundError(f"resume_from_checkpoint: {value} is not a complete checkpoint folder")
     return value
+
+
+def start_run(script_args, training_args, model_args) -> tuple[str | None, bool]:
+    """What every training stage does first: seed, logging, inputs checked, resume resolved, Hub push deferred.
+
+    Returns:
+        tuple[str | None, bool]: the checkpoint to resume from (or None) and whether to push at the end.
+    """
+    set_seed(training_args.seed)
+    setup_logging(training_args)
+    require_inputs(script_args, model_args)
+    resume = resolve_resume(training_args, script_args.overwrite_output_dir)
+    return resume, take_over_hub_push(training_args)
 
 
 def take_over_hub_push(training_args) -> bool:

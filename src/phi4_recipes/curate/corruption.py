@@ -158,6 +158,21 @@ def measure(text: str) -> CorruptionStats:
     )
 
 
+# (reason, measured signal, threshold field, fails when below the threshold), in the order they are checked.
+_SIMPLE_RULES = (
+    ("control_chars", "control_fraction", "max_control_fraction", False),
+    ("replacement_chars", "replacement_fraction", "max_replacement_fraction", False),
+    ("mojibake", "mojibake_per_char", "max_mojibake_per_char", False),
+    ("long_tokens", "long_ascii_token_fraction", "max_long_ascii_token_fraction", False),
+    ("high_digits", "digit_fraction", "max_digit_fraction", False),
+    ("high_symbols", "symbol_fraction", "max_symbol_fraction", False),
+    ("low_alpha", "alpha_fraction", "min_alpha_fraction", True),
+    ("duplicate_lines", "duplicate_line_fraction", "max_duplicate_line_fraction", False),
+    ("duplicate_paragraphs", "duplicate_paragraph_fraction", "max_duplicate_paragraph_fraction", False),
+    ("duplicate_line_chars", "duplicate_line_char_fraction", "max_duplicate_line_char_fraction", False),
+)
+
+
 def corruption_reason(text: str, thresholds: CorruptionThresholds | None = None) -> str | None:
     """Why `text` looks corrupted, or None when it passes every check.
 
@@ -174,26 +189,10 @@ def corruption_reason(text: str, thresholds: CorruptionThresholds | None = None)
     if len(text.strip()) < t.min_chars:
         return "too_short"
     s = measure(text)
-    if s.control_fraction > t.max_control_fraction:
-        return "control_chars"
-    if s.replacement_fraction > t.max_replacement_fraction:
-        return "replacement_chars"
-    if s.mojibake_per_char > t.max_mojibake_per_char:
-        return "mojibake"
-    if s.long_ascii_token_fraction > t.max_long_ascii_token_fraction:
-        return "long_tokens"
-    if s.digit_fraction > t.max_digit_fraction:
-        return "high_digits"
-    if s.symbol_fraction > t.max_symbol_fraction:
-        return "high_symbols"
-    if s.alpha_fraction < t.min_alpha_fraction:
-        return "low_alpha"
-    if s.duplicate_line_fraction > t.max_duplicate_line_fraction:
-        return "duplicate_lines"
-    if s.duplicate_paragraph_fraction > t.max_duplicate_paragraph_fraction:
-        return "duplicate_paragraphs"
-    if s.duplicate_line_char_fraction > t.max_duplicate_line_char_fraction:
-        return "duplicate_line_chars"
+    for reason, signal, threshold, too_low in _SIMPLE_RULES:
+        value, limit = getattr(s, signal), getattr(t, threshold)
+        if (value < limit) if too_low else (value > limit):
+            return reason
     if s.prose_words >= t.min_words_for_ngrams:
         # Short texts repeat a bigram or two by chance; the n-gram rules only mean something on longer prose.
         for n, (value, limit) in enumerate(zip(s.top_ngram_char_fraction, t.max_top_ngram_char_fraction), start=2):

@@ -163,30 +163,23 @@ def _check_asserts(
     names = list(candidates) if candidates is not None else called_names([setup, *tests])
     to_solution = os.pipe()
     from_solution = os.pipe()
+
+    def start_side(role: str, entry: str, call: str, fds: tuple[int, int]):
+        # Each side is its own sandboxed interpreter; they share nothing but the two pipes.
+        program = _embedded_program(role, f"from phi4_recipes.verify.{entry}\n{call}")
+        return start_python(program, pass_fds=fds, **run_options)
+
     try:
-        solution = start_python(
-            _embedded_program(
-                "solution",
-                "from phi4_recipes.verify._candidate_server import serve\n"
-                f"serve({code!r}, {to_solution[0]}, {from_solution[1]})",
-            ),
-            pass_fds=(to_solution[0], from_solution[1]),
-            **run_options,
-        )
+        solution = start_side("solution", "_candidate_server import serve",
+                              f"serve({code!r}, {to_solution[0]}, {from_solution[1]})", (to_solution[0], from_solution[1]))
     except BaseException:
         os.close(to_solution[1])
         os.close(from_solution[0])
         raise
     try:
-        tests_run = start_python(
-            _embedded_program(
-                "tests",
-                "from phi4_recipes.verify._test_runner import run_tests\n"
-                f"run_tests({setup!r}, {tests!r}, {names!r}, {to_solution[1]}, {from_solution[0]})",
-            ),
-            pass_fds=(to_solution[1], from_solution[0]),
-            **run_options,
-        ).result()
+        tests_run = start_side("tests", "_test_runner import run_tests",
+                               f"run_tests({setup!r}, {tests!r}, {names!r}, {to_solution[1]}, {from_solution[0]})",
+                               (to_solution[1], from_solution[0])).result()
     finally:
         solution.stop()  # the tests are over (or could not start); the solution has nothing left to do
         solution_run = solution.result()

@@ -23,6 +23,7 @@ running the code unprotected, unless the caller passes ``allow_unsandboxed=True`
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -185,28 +186,20 @@ def _check_limits(**limits: float) -> None:
         raise ValueError(f"timeout must be at most {_MAX_TIMEOUT_S:.0f} s, got {limits['timeout']}")
 
 
-def start_python(
-    code: str,
-    *,
-    stdin: str = "",
-    timeout: float = 5.0,
-    memory_mb: int = 512,
-    max_processes: int = 32,
-    file_size_mb: int = 16,
-    max_output_bytes: int = 1 << 20,
-    allow_unsandboxed: bool = False,
-    pass_fds: Sequence[int] = (),
-) -> SandboxedProcess:
+def start_python(code: str, *, pass_fds: Sequence[int] = (), **options) -> SandboxedProcess:
     """Start ``code`` in a sandbox and return at once; ``SandboxedProcess.result()`` waits for it.
 
-    Takes the arguments of ``run_python``, and:
+    Args:
+        code (str): as for ``run_python``.
         pass_fds (Sequence[int]): descriptors the program inherits under the same numbers (pipes to
             another process). They are closed in this process once the sandbox holds them.
+        options: the keyword arguments of ``run_python`` (same defaults).
     """
-    return SandboxedProcess(
-        _prepare(code, stdin, timeout, memory_mb, max_processes, file_size_mb, max_output_bytes, allow_unsandboxed,
-                 pass_fds)  # fmt: skip
-    )
+    unknown = sorted(set(options) - set(_RUN_DEFAULTS))
+    if unknown:
+        raise TypeError(f"start_python() got unexpected keyword argument(s) {unknown}")
+    settings = {**_RUN_DEFAULTS, **options}
+    return SandboxedProcess(_prepare(code, *(settings[name] for name in _RUN_DEFAULTS), pass_fds))
 
 
 def run_python(
@@ -248,6 +241,11 @@ def run_python(
     launch = _prepare(code, stdin, timeout, memory_mb, max_processes, file_size_mb, max_output_bytes,
                       allow_unsandboxed, ())  # fmt: skip
     return launch.finish()
+
+
+# run_python's keyword arguments and defaults, in _prepare's order; start_python takes the same.
+_RUN_DEFAULTS = {name: parameter.default for name, parameter in inspect.signature(run_python).parameters.items()
+                 if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 def _prepare(code, stdin, timeout, memory_mb, max_processes, file_size_mb, max_output_bytes, allow_unsandboxed,
