@@ -143,3 +143,44 @@ def test_released_phi4_config_format_loads_unchanged(tmp_path):
     twin.load_state_dict(model.state_dict())
     ids = torch.randint(0, 300, (1, 12))
     torch.testing.assert_close(loaded(ids).logits, twin(ids).logits, atol=1e-5, rtol=0)
+
+
+# The keys transformers 4.x's Phi3Config reads, with microsoft/phi-4's values for a 16K checkpoint.
+TRANSFORMERS_4_KEYS = {"model_type": "phi3", "architectures": ["Phi3ForCausalLM"], "rope_theta": 250000.0,
+                       "rope_scaling": None, "sliding_window": None, "partial_rotary_factor": 1.0,
+                       "max_position_embeddings": 1024, "original_max_position_embeddings": 1024}
+
+
+def test_midtrained_config_json_carries_the_transformers_4_keys(tmp_path):
+    """A 4.x release reads the RoPE base from top-level rope_theta (without it: 10,000, silently)."""
+    from trl import ModelConfig
+
+    from phi4_recipes.model_loading import get_model, tiny_tokenizer
+
+    Phi4ForCausalLM(Phi4Config.from_preset("tiny")).save_pretrained(tmp_path / "pretrain")
+    midtrain = get_model(ModelConfig(model_name_or_path=str(tmp_path / "pretrain")), tiny_tokenizer(),
+                         config_overrides={"rope_theta": 250000, "max_position_embeddings": 1024})
+    midtrain.save_pretrained(tmp_path / "midtrain")
+    saved = json.loads((tmp_path / "midtrain" / "config.json").read_text())
+    assert {key: saved.get(key) for key in TRANSFORMERS_4_KEYS} == TRANSFORMERS_4_KEYS
+    assert saved["rope_parameters"]["rope_theta"] == 250000.0  # what 5.x reads
+    assert Phi4Config.from_pretrained(tmp_path / "midtrain").rope_theta == 250000.0
+
+
+def test_saves_in_5gb_shards_by_default_and_a_sharded_checkpoint_reloads(tmp_path, monkeypatch):
+    from transformers import PreTrainedModel
+
+    model = Phi4ForCausalLM(tiny_config()).eval()
+    seen = []
+    original = PreTrainedModel.save_pretrained
+    monkeypatch.setattr(PreTrainedModel, "save_pretrained",
+                        lambda self, *a, **kw: seen.append(kw["max_shard_size"]) or original(self, *a, **kw))
+    model.save_pretrained(tmp_path / "default")
+    assert seen == ["5GB"]  # microsoft/phi-4 ships 5 GB shards; transformers' own default is 50 GB
+    model.save_pretrained(tmp_path / "sharded", max_shard_size="100KB")
+    shards = sorted((tmp_path / "sharded").glob("model-*-of-*.safetensors"))
+    assert len(shards) > 1 and (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
+    for loader in (Phi4ForCausalLM, AutoModelForCausalLM):
+        loaded = loader.from_pretrained(tmp_path / "sharded", dtype=torch.float32).eval()
+        ids = torch.randint(0, 300, (1, 8))
+        torch.testing.assert_close(loaded(ids).logits, model(ids).logits, atol=1e-5, rtol=0)

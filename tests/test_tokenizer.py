@@ -90,3 +90,24 @@ def test_tiny_tokenizer_has_phi4_specials_and_template():
     assert rendered == "<|im_start|>user<|im_sep|>Hi<|im_end|><|im_start|>assistant<|im_sep|>"
     with pytest.raises(ValueError, match="vocab_size"):
         train_tiny_tokenizer(texts, vocab_size=100)
+
+
+def test_saved_tokenizer_config_is_portable_to_transformers_4(tmp_path):
+    """transformers 5 writes `tokenizer_class: TokenizersBackend`, which 4.x cannot load; upstream phi-4 names a
+    class every release knows and keeps the chat template inline."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from phi4_recipes.model_loading import tiny_tokenizer
+    from phi4_recipes.tokenizer import load_chat_template, make_tokenizer_config_portable
+
+    tiny_tokenizer().save_pretrained(tmp_path)
+    make_tokenizer_config_portable(tmp_path)
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast"
+    assert config["model_input_names"] == ["input_ids", "attention_mask"]
+    assert config["chat_template"] == load_chat_template()
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert reloaded.encode("12 + 7 = 19") == tiny_tokenizer().encode("12 + 7 = 19")
+    assert reloaded.chat_template == load_chat_template()

@@ -11,6 +11,7 @@ import base64
 import functools
 import hashlib
 import importlib.util
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -51,9 +52,34 @@ BOS_TOKEN, EOS_TOKEN, PAD_TOKEN = "<|endoftext|>", "<|im_end|>", "<|dummy_85|>"
 TINY_SPECIAL_TOKENS = [*PHI4_SPECIAL_TOKENS, PAD_TOKEN]
 
 
+# What a saved tokenizer_config.json names as its class: transformers 5 writes "TokenizersBackend", which no 4.x
+# release knows; "PreTrainedTokenizerFast" loads tokenizer.json as it is in 4.x and maps to the same class in 5.x.
+PORTABLE_TOKENIZER_CLASS = "PreTrainedTokenizerFast"
+MODEL_INPUT_NAMES = ["input_ids", "attention_mask"]
+
+
 def load_chat_template() -> str:
-    """The Phi-4 ChatML template with `{% generation %}` markers (package data: resources/phi4.jinja)."""
+    """The plain Phi-4 ChatML template every checkpoint ships (renders byte-identically to microsoft/phi-4's)."""
     return resource_path("phi4.jinja").read_text(encoding="utf-8")
+
+
+def load_training_chat_template() -> str:
+    """The same template with `{% generation %}` markers, for assistant-only loss; used only inside training,
+    since plain Jinja engines (jinja2, minijinja, llama.cpp) do not know the tag."""
+    return resource_path("phi4_training.jinja").read_text(encoding="utf-8")
+
+
+def make_tokenizer_config_portable(folder: str | Path) -> None:
+    """Rewrite a saved `tokenizer_config.json` so transformers 4.x loads it too: a class name 4.x knows,
+    `model_input_names`, and the chat template inline (where 4.x and GGUF converters look for it)."""
+    path = Path(folder) / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["tokenizer_class"] = PORTABLE_TOKENIZER_CLASS
+    config["model_input_names"] = MODEL_INPUT_NAMES
+    template_file = Path(folder) / "chat_template.jinja"
+    if "chat_template" not in config and template_file.is_file():
+        config["chat_template"] = template_file.read_text(encoding="utf-8")
+    path.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def cl100k_path() -> Path:
@@ -162,6 +188,7 @@ def _wrap(tokenizer: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFas
         model_max_length=model_max_length,
         padding_side="left",
         clean_up_tokenization_spaces=False,
+        model_input_names=MODEL_INPUT_NAMES,
     )
 
 

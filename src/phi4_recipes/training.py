@@ -15,7 +15,7 @@ from .hub import HubPushError, push_checkpoint, write_model_card
 from .manifest import read_manifest, write_manifest
 from .model_loading import configure_generation
 from .schema import require_local_input
-from .tokenizer import EOS_TOKEN
+from .tokenizer import EOS_TOKEN, load_chat_template, load_training_chat_template, make_tokenizer_config_portable
 
 logger = io.get_logger(__name__)
 
@@ -126,10 +126,15 @@ def finish(trainer, *, script_args, training_args, model_args, train_result, inp
     # generation stop at the end of an assistant turn.
     tokenizer = trainer.processing_class
     tokenizer.eos_token = EOS_TOKEN
+    # The {% generation %} template was for assistant masks only; jinja2/minijinja/llama.cpp fail on the tag,
+    # so the checkpoint ships the plain Phi-4 template.
+    if tokenizer.chat_template == load_training_chat_template():
+        tokenizer.chat_template = load_chat_template()
     configure_generation(trainer.accelerator.unwrap_model(trainer.model), tokenizer)
-    trainer.save_model(output_dir)
+    trainer.save_model(output_dir)  # Phi4ForCausalLM.save_pretrained writes 5 GB shards
     if not trainer.accelerator.is_main_process:
         return
+    make_tokenizer_config_portable(output_dir)
     write_manifest(
         output_dir,
         stage=script_args.stage,

@@ -41,6 +41,13 @@ class Phi4Config(Phi3Config):
         output = super().to_dict()
         if output.get("architectures"):
             output["architectures"] = [name.replace("Phi4", "Phi3") for name in output["architectures"]]
+        # transformers 4.x (and the vLLM releases pinned to it) read the RoPE base from top-level `rope_theta`
+        # and would silently fall back to 10,000 without it; these keys follow microsoft/phi-4's config.json.
+        rope = output.get("rope_parameters") or {}
+        output["rope_theta"] = rope.get("rope_theta")
+        output["partial_rotary_factor"] = rope.get("partial_rotary_factor", 1.0)
+        output["rope_scaling"] = None
+        output["sliding_window"] = self.sliding_window
         return output
 
     @property

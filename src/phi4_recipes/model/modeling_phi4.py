@@ -27,6 +27,8 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from . import liger
 from .configuration_phi4 import Phi4Config
 
+MAX_SHARD_SIZE = "5GB"
+
 
 class Phi4RMSNorm(nn.Module):
     """RMSNorm computed in fp32, scaled by a learned weight of shape (H,)."""
@@ -206,6 +208,11 @@ class Phi4PreTrainedModel(PreTrainedModel):
         # from_pretrained builds on the meta device; the non-persistent RoPE table must be recomputed.
         if isinstance(module, Phi4RotaryEmbedding):
             init.copy_(module.inv_freq, module.inverse_frequencies(self.config))
+
+    def save_pretrained(self, save_directory, *args, max_shard_size: int | str = MAX_SHARD_SIZE, **kwargs):
+        """`save_pretrained` with 5 GB shards by default (as microsoft/phi-4 ships), whoever calls it: the
+        Trainer's final save and checkpoints, push_to_hub, or a user; transformers' default is one 50 GB file."""
+        return super().save_pretrained(save_directory, *args, max_shard_size=max_shard_size, **kwargs)
 
 
 class Phi4Model(Phi4PreTrainedModel):
