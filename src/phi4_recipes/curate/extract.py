@@ -30,7 +30,7 @@ MATH_PLACEHOLDER = re.compile("( ?)([\ue000\ue002])(\\d+)[\ue001\ue003]( ?)")
 
 DROP_TAGS = (
     "script, style, noscript, template, iframe, object, embed, svg, canvas, video, audio, map, button, "
-    "input, select, textarea, dialog, link, meta, rt, rp"  # rt/rp: ruby readings, not the base text
+    "input, select, textarea, dialog, link, meta, rt, rp, figcaption"  # rt/rp: ruby readings, not the base text
 )
 # Page regions that are chrome unless an unclosed tag made them swallow the article (see `_holds_main_content`).
 CHROME_TAGS = "nav, aside, footer"
@@ -44,6 +44,7 @@ BOILERPLATE_WORDS = {
     "share", "sharing", "sharethis", "social", "related", "byline", "recommended", "trending", "popup", "modal",
     "overlay", "paywall", "disqus", "pagination", "pager", "toc", "noprint", "catlinks", "navbox",
     "printfooter", "editsection", "skip", "jump", "masthead", "signup", "login", "outbrain", "taboola",
+    "caption", "credit", "credits", "comment", "comments", "respond",
 }
 BOILERPLATE_EXACT = {"comments", "comment-respond", "comments-area", "comment-list", "js-comments-container",
                      "post-comments", "disqus_thread", "mw-jump-link", "reference", "mw-cite-backlink"}
@@ -70,6 +71,12 @@ SENTENCE_END = re.compile(r"[.!?。！？…]")
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 # Share of the page's readable text the posts must hold for the page to be rendered as a thread.
 THREAD_MIN_TEXT_SHARE = 0.4
+DENSE_BLOCK_CHARS = 80
+DENSE_MIN_TOTAL = 300
+DENSE_SHARE = 0.7
+LEAD_LEVELS = 99
+LEAD_MIN_CHARS = 80
+LEAF_BLOCKS = {"p", "li", "td", "tr", "tbody", "pre", "blockquote"}
 FENCED_BLOCK = re.compile(r"(\n\n(?:```|~~~).*?(?:```|~~~)\n\n)", re.S)
 WHITESPACE = re.compile(r"[ \t\r\n\f\v\u00a0]+")
 
@@ -128,7 +135,7 @@ def html_to_text(html: str, url: str | None = None) -> str:
             _render_blocks(post.body, post_blocks, state)
             blocks.extend(post_blocks)
     else:
-        root = _content_root(body)
+        root = _densest_subtree(_content_root(body))
         _drop_link_dense_blocks(root)
         _render_blocks(root, blocks, state)
         blocks = _drop_tail_after_content(blocks)
@@ -258,6 +265,85 @@ def _content_root(body: LexborNode) -> LexborNode:
     if len(articles) == 1 and len((articles[0].text(deep=True) or "").strip()) > 200:
         return articles[0]
     return body
+
+
+def _running_text_weights(root: LexborNode) -> dict[int, int]:
+    """Characters of running text (long, sentence-ending, outside links) under each element, by mem_id.
+
+    One pass over the text nodes: each is credited to its nearest block element, and each block that reads as
+    running text credits its length to every ancestor up to `root`.
+    """
+    block_text: dict[int, list] = {}
+    for text_node in root.traverse(include_text=True):
+        if text_node.tag != "-text":
+            continue
+        raw = text_node.text_content
+        if not raw or raw.isspace():
+            continue
+        node = text_node.parent
+        in_link = False
+        while node is not None and node.tag not in BLOCK_TAGS:
+            if node.tag == "a":
+                in_link = True
+            node = node.parent
+        if node is None:
+            continue
+        entry = block_text.get(node.mem_id)
+        if entry is None:
+            entry = block_text[node.mem_id] = [node, 0, 0, False]
+        length = len(raw.strip())
+        entry[1] += length
+        if in_link:
+            entry[2] += length
+        elif not entry[3] and SENTENCE_END.search(raw) is not None:
+            entry[3] = True
+    weights: dict[int, int] = {}
+    stop = root.mem_id
+    for node, length, link_length, has_sentence in block_text.values():
+        plain = length - link_length
+        weight = plain + 2 * len(CJK.findall(raw)) if False else plain
+        if not has_sentence or weight < DENSE_BLOCK_CHARS or link_length > 0.5 * length:
+            continue
+        while node is not None:
+            weights[node.mem_id] = weights.get(node.mem_id, 0) + plain
+            if node.mem_id == stop:
+                break
+            node = node.parent
+    return weights
+
+
+def _densest_subtree(root: LexborNode) -> LexborNode:
+    """The smallest element that still holds nearly all of the page's running text, plus its lead.
+
+    Sidebars, related lists, author boxes and comment sections sit beside the article, so descending while
+    one child holds almost all the running text leaves them outside. A teaser paragraph often sits in its
+    own container just before the body: running text in earlier siblings near the end of the descent stays.
+    """
+    weights = _running_text_weights(root)
+    total = weights.get(root.mem_id, 0)
+    if total < DENSE_MIN_TOTAL:
+        return root
+    path = [root]
+    node = root
+    while True:
+        best, best_weight = None, 0
+        for child in node.iter(include_text=False):
+            weight = weights.get(child.mem_id, 0)
+            if weight > best_weight:
+                best, best_weight = child, weight
+        if best is None or best_weight < DENSE_SHARE * weights.get(node.mem_id, 0) or best.tag in LEAF_BLOCKS:
+            break
+        path.append(best)
+        node = best
+    top = max(0, len(path) - 1 - LEAD_LEVELS)
+    for parent, kept in zip(path[top:], path[top + 1:]):
+        before = True
+        for child in list(parent.iter(include_text=True)):
+            if child.mem_id == kept.mem_id:
+                before = False
+            elif not (before and weights.get(child.mem_id, 0) >= LEAD_MIN_CHARS):
+                child.remove()
+    return path[top]
 
 
 def _drop_link_dense_blocks(root: LexborNode) -> None:
