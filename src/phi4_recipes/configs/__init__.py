@@ -20,7 +20,9 @@ _LAZY = {
     "EVAL_BACKENDS": "eval",
     "EvalArguments": "eval",
     "EvalBackend": "eval",
+    "JudgeScriptArguments": "judge",
     "PTSScriptArguments": "pts",
+    "SynthScriptArguments": "synth",
 }
 
 

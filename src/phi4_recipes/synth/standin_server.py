@@ -1,0 +1,237 @@
+"""A STAND-IN for a real model: rule-based replies to the synth prompts, served OpenAI-style on 127.0.0.1.
+
+    python -m phi4_recipes.synth.standin_server --port 0 --port_file /tmp/port   # prints its base URL
+
+The tiny pipeline runs synth before any model exists, and an untrained tiny model writes nothing a
+workflow can parse, so this endpoint answers each prompt (recognised by its "Task:" line) with a
+deterministic rule: arithmetic is solved (most questions get one wrong answer among k, some none, some
+only wrong ones, so the plurality vote has all three outcomes), pages are scored by counting numbers and
+reasoning markers, drafts gain a "Check:" line when the critic asks for one, code is described and
+rebuilt from its signature. It is NOT a language model and its data is only as good as these rules; use
+vLLM or any OpenAI-compatible server for real data. Routes: GET /v1/models, POST /v1/chat/completions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from phi4_recipes.io import stable_hash
+
+NUMBER = re.compile(r"-?\d+")
+FACT = re.compile(r"\b([A-Z][a-z]+) ([a-z]+)s (\d+) ([a-z]+) ((?:at|in|on) [a-z ]+)\.")
+SIGNATURE = re.compile(r"def (\w+)\(([^)]*)\):\s*\n\s*return ([^\n]+)")
+PRINT_CALL = re.compile(r"^print\((.+)\)", re.MULTILINE)
+INSTRUCTION = re.compile(r"`(\w+)\(([^)]*)\)` that returns `([^`]+)`")
+PRINT_INSTRUCTION = re.compile(r"print the result of `([^`]+)`")
+OPERATION = re.compile(r"(-?\d+) ([-+*]) (-?\d+) = (-?\d+)")
+
+
+def _section(prompt: str, header: str) -> str:
+    """The text after ``header:`` up to the next blank line followed by a capitalised label, or the end."""
+    start = prompt.index(header + ":") + len(header) + 1
+    rest = prompt[start:].lstrip("\n")
+    end = re.search(r"\n\n(?:Reply with|Draft:|Feedback:|Seed:|Passage:)", rest)
+    return rest[: end.start()] if end else rest.rstrip()
+
+
+def solve(question: str) -> tuple[int, str, int, int] | None:
+    """(x, operation, y, result) of a two-number arithmetic word problem, or None."""
+    numbers = [int(n) for n in NUMBER.findall(question)]
+    if len(numbers) < 2:
+        return None
+    x, y = numbers[:2]
+    text = question.lower()
+    if "pack" in text or "each" in text:
+        return x, "*", y, x * y
+    if any(w in text for w in ("gives away", "taken", "left", "remain")):
+        return x, "-", y, x - y
+    return x, "+", y, x + y
+
+
+def answer_question(question: str, index: int, k: int) -> str:
+    solved = solve(question)
+    if solved is None:
+        return "I cannot tell."
+    x, op, y, truth = solved
+    bucket = stable_hash(question) % 10
+    if bucket == 0:
+        value = truth  # easy: every sample agrees
+    elif bucket == 1:
+        value = truth + 1 + index  # hard: every sample differs
+    else:
+        value = truth + 2 if index == stable_hash(question) % k else truth  # one dissenting sample
+    return f"{x} {op} {y} = {value}. The answer is {value}."
+
+
+def score_text(text: str, keys: tuple[str, str]) -> str:
+    numbers = len(NUMBER.findall(text))
+    reasoning = any(marker in text for marker in ("=", " so ", "answer is", "leaves", "make"))
+    return json.dumps({keys[0]: min(10, 2 * numbers), keys[1]: 9 if reasoning else 3})
+
+
+def extract_qa(passage: str) -> str:
+    pairs = [{"question": f"How many {item} does {name} {verb} {place}?", "answer": count, "support": match.group(0)}
+             for match in FACT.finditer(passage)
+             for name, verb, count, item, place in [match.groups()]]
+    return json.dumps(pairs[:4])
+
+
+def rewrite_draft(seed: str) -> str:
+    if "?" in seed:
+        question, _, solution = seed.rpartition("?")
+        return f"Exercise: {question.strip()}?\nWorked solution: {solution.strip()}"
+    return f"Discussion: {seed.strip()}"
+
+
+def critique(draft: str) -> str:
+    checked = "Check:" in draft
+    return json.dumps({"accuracy": 5, "reasoning": 5 if checked else 3,
+                       "clarity": 5 if draft.startswith(("Exercise:", "Discussion:")) else 3,
+                       "feedback": "Looks right." if checked else "Add a line that checks the result."})
+
+
+def revise(draft: str) -> str:
+    match = OPERATION.search(draft)
+    if match is None:
+        return f"{draft}\nCheck: every number above appears in the seed."
+    x, op, y, r = match.group(1), match.group(2), match.group(3), match.group(4)
+    inverse = {"+": f"{r} - {y} = {x}", "-": f"{r} + {y} = {x}", "*": f"{r} / {y} = {x}"}[op]
+    return f"{draft}\nCheck: {inverse}."
+
+
+def code_to_instruction(code: str) -> str:
+    match = SIGNATURE.search(code)
+    if match is None:
+        return "Write a Python program."
+    name, params, expression = match.groups()
+    printed = PRINT_CALL.search(code)
+    tail = f" Then print the result of `{printed.group(1).split('  #')[0].strip()}`." if printed else ""
+    return f"Write a Python function `{name}({params})` that returns `{expression.strip()}`.{tail}"
+
+
+def instruction_to_code(instruction: str) -> str:
+    match = INSTRUCTION.search(instruction)
+    if match is None:
+        return "```python\npass\n```"
+    name, params, expression = match.groups()
+    code = f"def {name}({params}):\n    return {expression}\n"
+    printed = PRINT_INSTRUCTION.search(instruction)
+    if printed:
+        code += f"\n\nprint({printed.group(1)})\n"
+    return f"```python\n{code}```"
+
+
+def standin_reply(prompt: str, index: int = 0, k: int = 1) -> str:
+    """The rule-based reply to one synth prompt (sample ``index`` of ``k``)."""
+    task = prompt.split("\n", 1)[0].removeprefix("Task:").strip()
+    if task == "score_page":
+        return score_text(_section(prompt, "Document"), ("educational_value", "reasoning_depth"))
+    if task == "score_passage":
+        return score_text(_section(prompt, "Passage"), ("factual", "reasoning"))
+    if task == "answer_question":
+        body = _section(prompt, "Problem") if "Problem:" in prompt else prompt.split("\n\n", 1)[-1]
+        if "def " in body or "function" in body:
+            return instruction_to_code(body)
+        return answer_question(body, index, k)
+    if task == "extract_qa":
+        return extract_qa(_section(prompt, "Passage"))
+    if task == "rewrite_draft":
+        return rewrite_draft(_section(prompt, "Seed"))
+    if task == "critique":
+        return critique(_section(prompt, "Draft"))
+    if task == "revise":
+        return revise(_section(prompt, "Draft"))
+    if task == "code_to_instruction":
+        return code_to_instruction(prompt)
+    if task == "instruction_to_code":
+        return instruction_to_code(_section(prompt, "Instruction"))
+    return "I do not know this task."
+
+
+class StandinServer:
+    """Serves ``standin_reply`` at ``base_url``; ``delay`` seconds per request slows it for kill tests."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0, model_name: str = "standin"):
+        self.delay = delay
+        self.model_name = model_name
+        self.requests = 0
+        self._httpd = ThreadingHTTPServer((host, port), _handler(self))
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def chat(self, body: dict) -> dict:
+        self.requests += 1
+        if self.delay:
+            time.sleep(self.delay)
+        prompt = "\n".join(m.get("content", "") for m in body["messages"] if m.get("role") == "user")
+        n = int(body.get("n") or 1)
+        choices = [{"index": i, "message": {"role": "assistant", "content": standin_reply(prompt, i, n)},
+                    "finish_reason": "stop"} for i in range(n)]
+        return {"id": f"standin-{self.requests}", "object": "chat.completion", "created": 0,
+                "model": self.model_name, "choices": choices}
+
+    def start(self) -> StandinServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def shutdown(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> StandinServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def _handler(server: StandinServer):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # quiet: one line per request would drown the pipeline's log
+            pass
+
+        def _send(self, status: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            if self.path == "/v1/models":
+                return self._send(200, {"object": "list", "data": [{"id": server.model_name, "object": "model"}]})
+            return self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            if self.path != "/v1/chat/completions" or not isinstance(body.get("messages"), list):
+                return self._send(404, {"error": {"message": f"no route {self.path} (chat completions only)"}})
+            return self._send(200, server.chat(body))
+
+    return Handler
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port_file", help="Write the bound port here once listening (for scripts).")
+    parser.add_argument("--delay", type=float, default=0.0)
+    cli = parser.parse_args()
+    standin = StandinServer(port=cli.port, delay=cli.delay)
+    if cli.port_file:
+        Path(cli.port_file).write_text(str(standin._httpd.server_address[1]))
+    print(f"stand-in synth endpoint (rule-based, not a model) listening on {standin.base_url}", flush=True)
+    standin._httpd.serve_forever()
