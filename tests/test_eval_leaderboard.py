@@ -86,3 +86,29 @@ def test_html_renders_in_a_headless_browser(cli_output, tmp_path):
     # A blank or failed page is (almost) one colour; the table and the charts put many colours on screen.
     colours = image.resize((350, 450)).getcolors(maxcolors=1 << 16)
     assert colours is None or len(colours) > 50
+
+
+def test_lm_eval_results_json_is_lm_eval_shaped(tmp_path):
+    """lm-eval's own tools read the run's lm-eval JSON: task versions under `versions`, make_table works."""
+    from lm_eval.utils import make_table
+
+    from phi4_recipes.evaluation.lm_eval_runner import BenchmarkRun
+    from phi4_recipes.evaluation.registry import load_registry
+    from phi4_recipes.evaluation.results import lm_eval_results
+
+    benchmarks = list(load_registry().values())[:2]
+    runs = []
+    for bench in benchmarks:
+        task = bench.task
+        output = {"results": {task: {"alias": task, f"{bench.metric},none": 0.5, f"{bench.metric}_stderr,none": 0.1}},
+                  "versions": {task: 1.0}, "n-shot": {task: 0}, "configs": {task: {"task": task}},
+                  "higher_is_better": {task: {bench.metric: True}}, "n-samples": {task: {"original": 9, "effective": 5}},
+                  "config": {"model": "hf", "limit": 5}, "samples": {task: [{"doc_id": 0}]}, "lm_eval_version": "0.4.13"}
+        runs.append(BenchmarkRun(benchmark=bench, score=0.5, stderr=0.1, num_fewshot=0, num_samples=5, gen_kwargs={},
+                                 output=output))
+    merged = lm_eval_results(runs)
+    assert set(merged["results"]) == {b.task for b in benchmarks} and "samples" not in merged
+    assert merged["versions"] == {b.task: 1.0 for b in benchmarks}  # task versions, as lm-eval writes them
+    assert merged["config"]["limit"] == 5 and merged["n-shot"] and merged["configs"]
+    table = make_table(json.loads(json.dumps(merged)))
+    assert all(b.task in table for b in benchmarks)

@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 import pytest
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, ModelCard
 
 from phi4_recipes.hub import (
     HubPushError,
@@ -25,23 +25,48 @@ MANIFEST = {
 
 
 def test_model_card_has_base_model_recipe_data_stage_versions_and_evals(tmp_path):
-    scores = {"tiny_arithmetic": {"exact_match": 0.25, "exact_match_stderr": 0.05}}
+    scores = {"tiny_arithmetic": {"exact_match": 0.25, "exact_match_stderr": 0.05, "num_samples": 40, "limit": 40,
+                                  "title": "Tiny arithmetic"}}
     card = write_model_card(tmp_path, MANIFEST, base_model="me/phi4-tiny-sft", hub_model_id="me/phi4-tiny-dpo",
                             mixture="source weight\nsynthetic 0.40", eval_results=scores).read_text()
     assert card.startswith("---\n") and "base_model: me/phi4-tiny-sft" in card
     assert "DPO round 1 on Pivotal Token Search pairs" in card
     assert "stage: dpo_pts\nbeta: 0.1" in card and "synthetic 0.40" in card
     assert "`outputs/tiny/pts/pairs.jsonl`: 12 rows" in card
-    assert "| tiny_arithmetic | exact_match | 0.2500 |" in card
-    assert "| tiny_arithmetic | exact_match_stderr | 0.0500 |" in card
+    # stderr is a column beside its score, not a metric of its own; the limit is said in words.
+    assert "| tiny_arithmetic | exact_match | 0.2500 | 0.0500 | 40 |" in card and "exact_match_stderr" not in card
+    assert "`limit` (40 samples per task)" in card
     assert "- trl: 1.16.0" in card
+    assert "https://github.com/)" not in card and "](https://github.com/" not in card
     # The Hub reads results from the card's model-index metadata, and so does a later refresh.
-    assert "model-index:" in card.split("---")[1] and card_eval_results(tmp_path / "README.md") == scores
+    assert card_eval_results(tmp_path / "README.md") == scores
 
 
-def test_local_base_model_is_not_put_in_hub_metadata():
-    card = render_model_card(MANIFEST, base_model="/tmp/sft", hub_model_id=None)
-    assert "base_model:" not in card.split("---")[1]
+def test_card_parses_with_huggingface_hub_and_lists_eval_results(tmp_path):
+    """What the Hub itself reads: ModelCard metadata with license, datasets, base model and model-index."""
+    manifest = {**MANIFEST, "inputs": [*MANIFEST["inputs"], {"source": "HuggingFaceTB/smoltalk", "rows": 100}]}
+    scores = {"gpqa": {"accuracy": 0.5, "accuracy_stderr": 0.02, "num_samples": 448, "title": "GPQA"},
+              "math": {"exact_match": 0.75}}
+    write_model_card(tmp_path, manifest, base_model="microsoft/phi-4", hub_model_id="me/phi4-dpo",
+                     eval_results=scores)
+    card = ModelCard.load(tmp_path / "README.md")
+    data = card.data
+    assert data.base_model == "microsoft/phi-4" and data.license == "apache-2.0"
+    assert data.datasets == ["HuggingFaceTB/smoltalk"]  # local files are listed in the text, not as Hub ids
+    results = {(r.dataset_type, r.metric_type): r for r in data.eval_results}
+    assert set(results) == {("gpqa", "accuracy"), ("math", "exact_match")}
+    assert results["gpqa", "accuracy"].metric_value == 0.5 and results["gpqa", "accuracy"].dataset_name == "GPQA"
+    assert results["gpqa", "accuracy"].task_type == "text-generation" and data.model_name == "me/phi4-dpo"
+
+
+def test_local_base_model_is_not_put_in_hub_metadata(tmp_path):
+    for local in ("/tmp/sft", "outputs/tiny/midtrain", "tiny", str(tmp_path)):
+        card = render_model_card(MANIFEST, base_model=local, hub_model_id=None)
+        assert "base_model" not in ModelCard(card).data.to_dict(), local
+        assert f"`{local}`" in card  # the lineage is in the text instead
+    (tmp_path / "manifest.json").write_text(json.dumps({"stage": "midtrain"}))
+    card = render_model_card(MANIFEST, base_model=str(tmp_path), hub_model_id=None)
+    assert "midtraining (long context) stage (not on the Hub)" in card
 
 
 def test_push_uploads_folder_without_intermediate_checkpoints(tmp_path, monkeypatch):
@@ -83,7 +108,7 @@ def test_refresh_card_takes_new_scores_and_keeps_the_ones_it_has(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     assert "## Evaluation" not in refresh_model_card(tmp_path).read_text()
     card = refresh_model_card(tmp_path, eval_results={"tiny_choice": {"acc": 0.5}}).read_text()
-    assert "| tiny_choice | acc | 0.5000 |" in card and "base_model: me/base" in card
+    assert "| tiny_choice | acc | 0.5000 | – | – |" in card and "base_model: me/base" in card
     # `python -m phi4_recipes.hub FOLDER` rewrites the card from the manifest and keeps its scores.
     subprocess.run([sys.executable, "-m", "phi4_recipes.hub", str(tmp_path)], check=True, capture_output=True,
                    timeout=120)

@@ -10,12 +10,16 @@ the Hub's own place for results, so rewriting the card from the manifest keeps t
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-import yaml
-from huggingface_hub import HfApi, get_token
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token
+
+from .manifest import read_manifest
 
 STAGE_TITLES = {
     "pretrain": "pretraining",
@@ -30,26 +34,108 @@ class HubPushError(RuntimeError):
     pass
 
 
-EvalResults = Mapping[str, Mapping[str, float]]  # {benchmark: {metric: value, "<metric>_stderr": value}}
+# {benchmark: {metric: value, "<metric>_stderr": value, "num_samples": n, "limit": n | None, "title": str}};
+# only `metric` keys are scores: the stderr and sample keys describe them.
+EvalResults = Mapping[str, Mapping[str, Any]]
+_DETAIL_KEYS = ("num_samples", "limit", "title")
+# Card metadata key for what the Hub's model-index has no field for (stderr, samples scored, limit).
+DETAILS_KEY = "phi4_recipes_eval"
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
-def model_index(name: str, eval_results: EvalResults) -> list[dict]:
-    """Scores as the Hub's `model-index` card metadata (one result per benchmark)."""
-    results = [{"task": {"type": "text-generation"}, "dataset": {"name": benchmark, "type": benchmark},
-                "metrics": [{"type": metric, "value": value} for metric, value in scores.items()]}
-               for benchmark, scores in eval_results.items()]
-    return [{"name": name, "results": results}]
+def is_hub_id(name: str | None) -> bool:
+    """A Hub repo id (`owner/name`) rather than a local folder, a file or a preset name."""
+    if not name or Path(name).exists() or name.startswith(("/", ".", "~", "outputs/", "data/", "recipes/")):
+        return False
+    return bool(_HUB_ID.fullmatch(name)) and not Path(name).suffix.lower() in (".jsonl", ".json", ".parquet")
 
 
-def card_eval_results(card_path: str | Path) -> dict[str, dict[str, float]]:
-    """The scores an existing card holds in its `model-index` metadata ({} without a card or scores)."""
+def project_license() -> str:
+    """The package's license as a Hub license id (`Apache-2.0` -> `apache-2.0`)."""
+    try:
+        meta = importlib.metadata.metadata("phi4-recipes")
+        return (meta.get("License-Expression") or meta.get("License") or "apache-2.0").lower()
+    except importlib.metadata.PackageNotFoundError:
+        return "apache-2.0"
+
+
+def project_link() -> str:
+    """The project's home from the package metadata, or its name when the metadata has no URL."""
+    try:
+        meta = importlib.metadata.metadata("phi4-recipes")
+        urls = [u.split(",", 1)[-1].strip() for u in meta.get_all("Project-URL") or []] + [meta.get("Home-page")]
+        url = next((u for u in urls if u and u.startswith("https://") and u.rstrip("/") != "https://github.com"), None)
+    except importlib.metadata.PackageNotFoundError:
+        url = None
+    return f"[phi4-recipes]({url})" if url else "the `phi4-recipes` package"
+
+
+def _split_scores(scores: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float], dict[str, Any]]:
+    """A benchmark's entry -> ({metric: value}, {metric: stderr}, {num_samples, limit, title})."""
+    details = {k: scores[k] for k in _DETAIL_KEYS if scores.get(k) is not None}
+    stderrs = {k[: -len("_stderr")]: v for k, v in scores.items() if k.endswith("_stderr") and v is not None}
+    metrics = {k: v for k, v in scores.items() if k not in _DETAIL_KEYS and not k.endswith("_stderr")}
+    return metrics, stderrs, details
+
+
+def eval_results_metadata(eval_results: EvalResults) -> list[EvalResult]:
+    """Scores as huggingface_hub `EvalResult`s, which `ModelCardData` writes as the card's `model-index`."""
+    results = []
+    for benchmark, scores in eval_results.items():
+        metrics, _, details = _split_scores(scores)
+        for metric, value in metrics.items():
+            results.append(EvalResult(task_type="text-generation", dataset_type=benchmark,
+                                      dataset_name=details.get("title", benchmark), metric_type=metric,
+                                      metric_value=value, metric_name=metric))
+    return results
+
+
+def card_eval_results(card_path: str | Path) -> dict[str, dict[str, Any]]:
+    """The scores an existing card holds (model-index plus our details), {} without a card or scores."""
     path = Path(card_path)
-    text = path.read_text(encoding="utf-8") if path.is_file() else ""
-    if not text.startswith("---\n") or "\n---\n" not in text[4:]:
+    if not path.is_file():
         return {}
-    metadata = yaml.safe_load(text[4:text.index("\n---\n", 4)]) or {}
-    return {result["dataset"]["name"]: {m["type"]: m["value"] for m in result.get("metrics", [])}
-            for entry in metadata.get("model-index") or [] for result in entry.get("results", [])}
+    data = ModelCard.load(path, ignore_metadata_errors=True).data
+    details = data.to_dict().get(DETAILS_KEY) or {}
+    scores: dict[str, dict[str, Any]] = {}
+    for result in data.eval_results or []:
+        entry = scores.setdefault(result.dataset_type, {})
+        entry[result.metric_type] = result.metric_value
+    for benchmark, extra in details.items():
+        entry = scores.setdefault(benchmark, {})
+        entry.update({f"{m}_stderr": v for m, v in (extra.get("stderr") or {}).items()})
+        entry.update({k: extra[k] for k in _DETAIL_KEYS if extra.get(k) is not None})
+    return scores
+
+
+def _lineage(base_model: str | None) -> str:
+    if not base_model:
+        return "- Base model: none (trained from scratch)"
+    if is_hub_id(base_model):
+        return f"- Base model: [{base_model}](https://huggingface.co/{base_model})"
+    manifest = read_manifest(base_model) if Path(base_model).is_dir() else None
+    if manifest:
+        return (f"- Base model: the local checkpoint `{base_model}`, from this pipeline's "
+                f"{STAGE_TITLES.get(manifest.get('stage'), manifest.get('stage'))} stage (not on the Hub)")
+    return f"- Base model: `{base_model}` (a preset or local folder, not on the Hub)"
+
+
+def _evaluation_section(evals: EvalResults) -> list[str]:
+    lines = ["## Evaluation", "", "| benchmark | metric | value | ± stderr | samples scored |", "|---|---|---:|---:|---:|"]
+    limits = set()
+    for benchmark, scores in evals.items():
+        metrics, stderrs, details = _split_scores(scores)
+        if details.get("limit") is not None:
+            limits.add(details["limit"])
+        for metric, value in metrics.items():
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            stderr = f"{stderrs[metric]:.4f}" if metric in stderrs else "–"
+            lines.append(f"| {benchmark} | {metric} | {shown} | {stderr} | {details.get('num_samples', '–')} |")
+    lines.append("")
+    if limits:
+        lines += [f"Scored with lm-eval's `limit` ({', '.join(map(str, sorted(limits)))} samples per task): a quick "
+                  "check on part of each benchmark, not comparable with full-benchmark numbers.", ""]
+    return lines
 
 
 def render_model_card(manifest: dict, *, base_model: str | None, hub_model_id: str | None,
@@ -57,26 +143,35 @@ def render_model_card(manifest: dict, *, base_model: str | None, hub_model_id: s
     stage = manifest.get("stage", "unknown")
     versions = manifest.get("versions", {})
     evals = eval_results or {}
-    metadata = {
-        "library_name": "transformers",
-        "pipeline_tag": "text-generation",
-        "tags": ["phi4-recipes", "phi3", stage, "trl"],
-        "base_model": base_model if base_model and not base_model.startswith(("/", ".")) else None,
-        "model-index": model_index(hub_model_id or f"phi4-recipes-{stage}", evals) if evals else None,
-    }
-    metadata = {k: v for k, v in metadata.items() if v is not None}
+    inputs = manifest.get("inputs") or []
+    hub_datasets = list(dict.fromkeys(i["source"] for i in inputs if is_hub_id(i.get("source"))))
+    details = {}
+    for benchmark, scores in evals.items():
+        _, stderrs, extra = _split_scores(scores)
+        if stderrs or extra:
+            details[benchmark] = {**({"stderr": stderrs} if stderrs else {}), **extra}
+    data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="text-generation",
+        license=project_license(),
+        tags=["phi4-recipes", "phi3", stage, "trl"],
+        base_model=base_model if is_hub_id(base_model) else None,
+        datasets=hub_datasets or None,
+        model_name=hub_model_id or f"phi4-recipes-{stage}",
+        eval_results=eval_results_metadata(evals) or None,
+        **({DETAILS_KEY: details} if details else {}),
+    )
     lines = [
-        "---", yaml.safe_dump(metadata, sort_keys=False).strip(), "---", "",
+        "---", data.to_yaml(), "---", "",
         f"# {hub_model_id or 'phi4-recipes checkpoint'}", "",
         f"Stage: **{STAGE_TITLES.get(stage, stage)}** of the Phi-4 recipe (arXiv 2412.08905), trained with "
-        "[phi4-recipes](https://github.com/) on TRL.", "",
-        f"- Base model: `{base_model}`",
+        f"{project_link()} on TRL.", "",
+        _lineage(base_model),
         f"- Seed: {manifest.get('seed')}",
         f"- Recipe: `{manifest.get('recipe_path')}`",
         "",
         "Loads with plain transformers (`AutoModelForCausalLM.from_pretrained`), no remote code.", "",
     ]
-    inputs = manifest.get("inputs") or []
     if inputs or mixture:
         lines += ["## Data", ""]
         if mixture:
@@ -85,12 +180,7 @@ def render_model_card(manifest: dict, *, base_model: str | None, hub_model_id: s
                   if i.get("sha256") else "") for i in inputs]
         lines.append("")
     if evals:
-        lines += ["## Evaluation", "", "| benchmark | metric | value |", "|---|---|---|"]
-        for benchmark, scores in evals.items():
-            for metric, value in scores.items():
-                shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-                lines.append(f"| {benchmark} | {metric} | {shown} |")
-        lines.append("")
+        lines += _evaluation_section(evals)
     if manifest.get("recipe"):
         lines += ["## Recipe", "", "```yaml", manifest["recipe"].rstrip(), "```", ""]
     lines += ["## Versions", ""] + [f"- {k}: {v}" for k, v in versions.items()] + [""]
@@ -135,8 +225,6 @@ def push_checkpoint(output_dir: str | Path, hub_model_id: str, *, token: str | N
 def refresh_model_card(output_dir: str | Path, eval_results: EvalResults | None = None) -> Path:
     """Rewrite a checkpoint's card from its manifest, with `eval_results` (run_eval passes every score of
     the checkpoint) or, when None, with the scores the card already lists."""
-    from .manifest import read_manifest
-
     manifest = read_manifest(output_dir)
     if manifest is None:
         raise FileNotFoundError(f"{output_dir}: no manifest.json (not written by a phi4-recipes stage)")

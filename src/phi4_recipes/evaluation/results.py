@@ -1,7 +1,10 @@
 """Write an evaluation run as one JSON (scores and provenance) plus one JSONL of per-sample outputs per benchmark.
 
 The JSON is what eval/leaderboard.py reads, and its scores go into the checkpoint's model card; the sample
-files are for reading what the model actually said.
+files are for reading what the model actually said. Beside it, `<run_name>_lm_eval/results.json` is lm-eval's
+own results JSON for the run (`results`, `versions` = task versions, `n-shot`, `configs`, `config`), so lm-eval's
+tools (`lm_eval.utils.make_table`, result viewers) read it unchanged. Our summary keeps package versions
+under `versions`; lm-eval's file holds task versions there.
 """
 
 from __future__ import annotations
@@ -79,6 +82,27 @@ def write_samples(run: BenchmarkRun, directory: Path) -> Path:
     return path
 
 
+# lm-eval's per-task sections of a results JSON, merged over our benchmarks (each is one lm-eval run).
+_LM_EVAL_SECTIONS = ("results", "groups", "group_subtasks", "configs", "versions", "n-shot", "higher_is_better",
+                     "n-samples")
+_LM_EVAL_RUN_KEYS = ("config", "git_hash", "date", "pretty_env_info", "transformers_version", "lm_eval_version",
+                     "upper_git_hash", "model_source", "model_name", "model_name_sanitized", "system_instruction",
+                     "chat_template", "chat_template_sha", "fewshot_as_multiturn", "start_time", "end_time",
+                     "total_evaluation_time_seconds")
+
+
+def lm_eval_results(runs: list[BenchmarkRun]) -> dict[str, Any]:
+    """lm-eval's results JSON for the whole run, as `lm_eval --output_path` writes it (samples are in our JSONL)."""
+    merged: dict[str, Any] = {section: {} for section in _LM_EVAL_SECTIONS}
+    for run in runs:
+        for section in _LM_EVAL_SECTIONS:
+            merged[section].update(run.output.get(section) or {})
+    first = runs[0].output if runs else {}
+    merged.update({key: first[key] for key in _LM_EVAL_RUN_KEYS if key in first})
+    merged.setdefault("config", {})
+    return _jsonable(merged)
+
+
 def build_record(args: EvalArguments, runs: list[BenchmarkRun], samples_dir: Path) -> dict[str, Any]:
     """The run's JSON: scores with stderr and settings per benchmark, model fingerprint, versions, commit."""
     first_config = runs[0].output.get("config", {}) if runs else {}
@@ -127,7 +151,11 @@ def write_results(args: EvalArguments, runs: list[BenchmarkRun]) -> Path:
     samples_dir = output_dir / f"{run_name(args)}_samples"
     for run in runs:
         write_samples(run, samples_dir)
+    lm_eval_path = output_dir / f"{run_name(args)}_lm_eval" / "results.json"
+    lm_eval_path.parent.mkdir(parents=True, exist_ok=True)
+    lm_eval_path.write_text(json.dumps(lm_eval_results(runs), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     record = build_record(args, runs, samples_dir)
+    record["lm_eval_results_file"] = str(lm_eval_path)
     path = output_dir / f"{run_name(args)}.json"
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
@@ -147,15 +175,19 @@ def read_results(path: str | Path) -> dict[str, Any]:
     return record
 
 
-def card_scores(results_dir: str | Path) -> dict[str, dict[str, float]]:
-    """Scores of every result in `results_dir`, for the model card: {benchmark: {metric: score, ..._stderr}}.
+def card_scores(results_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Scores of every result in `results_dir`, for the model card (hub.EvalResults):
+    {benchmark: {metric: score, "<metric>_stderr": stderr, "num_samples": n, "limit": limit, "title": title}}.
 
     A later file (by name) wins for a benchmark scored twice.
     """
-    scores: dict[str, dict[str, float]] = {}
+    scores: dict[str, dict[str, Any]] = {}
     for path in sorted(Path(results_dir).glob("*.json")):
-        for benchmark, entry in read_results(path)["benchmarks"].items():
-            scores[benchmark] = {entry["metric"]: entry["score"]}
+        record = read_results(path)
+        limit = (record.get("settings") or {}).get("limit")
+        for benchmark, entry in record["benchmarks"].items():
+            scores[benchmark] = {entry["metric"]: entry["score"], "num_samples": entry.get("num_samples"),
+                                 "limit": limit, "title": entry.get("title")}
             if entry.get("stderr") is not None:
                 scores[benchmark][f"{entry['metric']}_stderr"] = entry["stderr"]
     return scores
