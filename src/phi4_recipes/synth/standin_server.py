@@ -34,8 +34,10 @@ OPERATION = re.compile(r"(-?\d+) ([-+*]) (-?\d+) = (-?\d+)")
 
 def _section(prompt: str, header: str) -> str:
     """The text after ``header:`` up to the next blank line followed by a capitalised label, or the end."""
-    start = prompt.index(header + ":") + len(header) + 1
-    rest = prompt[start:].lstrip("\n")
+    match = re.search(rf"^{header}[^\n]*:\n", prompt, re.MULTILINE)
+    if match is None:
+        return ""
+    rest = prompt[match.end():]
     end = re.search(r"\n\n(?:Reply with|Draft:|Feedback:|Seed:|Passage:)", rest)
     return rest[: end.start()] if end else rest.rstrip()
 

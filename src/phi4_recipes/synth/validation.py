@@ -24,7 +24,7 @@ class Validation(Workflow):
 
     def process(self, row_id: str, row: dict) -> SourceResult:
         o = self.options
-        kind = row.get(o.oracle_field) if o.oracle_field else o.oracle
+        kind = (row.get(o.oracle_field) if o.oracle_field else None) or o.oracle
         if kind not in ("math", "code"):
             return SourceResult(row_id, bad={"reason": "unknown_oracle", "detail": repr(kind)})
         question = require(row, o.question_field)
