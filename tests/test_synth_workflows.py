@@ -5,13 +5,13 @@ transformers backend on the tiny model."""
 from __future__ import annotations
 
 import pytest
-from synth_helpers import assert_provenance, run_workflow, source_ids
 
 from openai_server import OpenAICompatibleServer
 from phi4_recipes.data.tiny import arithmetic_problems
 from phi4_recipes.io import stable_hash
 from phi4_recipes.synth.standin_server import StandinServer
 from phi4_recipes.verify import sandbox_available
+from synth_helpers import assert_provenance, run_workflow, source_ids
 
 pytest_plugins = ["generation_fixtures"]
 
