@@ -44,7 +44,7 @@ BOILERPLATE_WORDS = {
     "share", "sharing", "sharethis", "social", "related", "byline", "recommended", "trending", "popup", "modal",
     "overlay", "paywall", "disqus", "pagination", "pager", "toc", "noprint", "catlinks", "navbox",
     "printfooter", "editsection", "skip", "jump", "masthead", "signup", "login", "outbrain", "taboola",
-    "caption", "credit", "credits", "comment", "comments", "respond",
+    "caption", "credit", "credits", "author", "date", "tags", "comment", "comments", "respond",
 }
 BOILERPLATE_EXACT = {"comments", "comment-respond", "comments-area", "comment-list", "js-comments-container",
                      "post-comments", "disqus_thread", "mw-jump-link", "reference", "mw-cite-backlink"}
@@ -292,6 +292,8 @@ def _running_text_weights(root: LexborNode) -> dict[int, int]:
         if entry is None:
             entry = block_text[node.mem_id] = [node, 0, 0, False]
         length = len(raw.strip())
+        if not raw.isascii():
+            length += 2 * len(CJK.findall(raw))  # one CJK character carries about as much as a short word
         entry[1] += length
         if in_link:
             entry[2] += length
@@ -301,8 +303,7 @@ def _running_text_weights(root: LexborNode) -> dict[int, int]:
     stop = root.mem_id
     for node, length, link_length, has_sentence in block_text.values():
         plain = length - link_length
-        weight = plain + 2 * len(CJK.findall(raw)) if False else plain
-        if not has_sentence or weight < DENSE_BLOCK_CHARS or link_length > 0.5 * length:
+        if not has_sentence or plain < DENSE_BLOCK_CHARS or link_length > 0.5 * length:
             continue
         while node is not None:
             weights[node.mem_id] = weights.get(node.mem_id, 0) + plain
