@@ -144,6 +144,14 @@ def _parse_any(path: Path):
         return parse_recipe(EvalArguments, argv=[rel, "--model_name_or_path", "outputs/tiny/sft"])
     if "p_gap" in raw:
         return parse_recipe(PTSScriptArguments, argv=[rel])
+    if "responders" in raw:
+        from phi4_recipes.configs import JudgeScriptArguments
+
+        return parse_recipe(JudgeScriptArguments, argv=[rel])
+    if "workflow" in raw:
+        from phi4_recipes.configs import SynthScriptArguments
+
+        return parse_recipe(SynthScriptArguments, argv=[rel])
     raise AssertionError(f"{rel}: no script claims this recipe")
 
 
