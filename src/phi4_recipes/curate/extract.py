@@ -76,6 +76,8 @@ DENSE_MIN_TOTAL = 300
 DENSE_SHARE = 0.7
 LEAD_LEVELS = 99
 LEAD_MIN_CHARS = 80
+STRUCTURED_MIN_CHARS = 50
+STRUCTURED_MAX_LINK_SHARE = 0.2
 LEAF_BLOCKS = {"p", "li", "td", "tr", "tbody", "pre", "blockquote"}
 FENCED_BLOCK = re.compile(r"(\n\n(?:```|~~~).*?(?:```|~~~)\n\n)", re.S)
 WHITESPACE = re.compile(r"[ \t\r\n\f\v\u00a0]+")
@@ -342,9 +344,19 @@ def _densest_subtree(root: LexborNode) -> LexborNode:
         for child in list(parent.iter(include_text=True)):
             if child.mem_id == kept.mem_id:
                 before = False
-            elif not (before and weights.get(child.mem_id, 0) >= LEAD_MIN_CHARS):
+            elif not (before and (weights.get(child.mem_id, 0) >= LEAD_MIN_CHARS or _is_link_free_list(child))):
                 child.remove()
     return path[top]
+
+
+def _is_link_free_list(node: LexborNode) -> bool:
+    """Ingredients, specifications, facts tables: structured content with no sentences, rarely links."""
+    if node.tag == "-text" or node.css_first("ul, ol, dl, table") is None:
+        return False
+    text_len = len(_collapse(node.text(deep=True)))
+    if text_len < STRUCTURED_MIN_CHARS:
+        return False
+    return sum(len(_collapse(link.text(deep=True))) for link in node.css("a")) <= STRUCTURED_MAX_LINK_SHARE * text_len
 
 
 def _drop_link_dense_blocks(root: LexborNode) -> None:
