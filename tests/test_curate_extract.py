@@ -124,6 +124,13 @@ FAILURE_CLASSES = {
     "infobox_and_api_table": (["| Country | France |", "| Outflow | Yonne |", "joins the Yonne near Auxerre."], []),
     "boilerplate_lists": (["# Fixing a bicycle chain", "thread the new chain through the derailleur."],
                           ["By Sam Lee", "Related articles", "Ten saddles tested", "Tags: bikes"]),
+    # An API reference nests a table of values in a description cell: still a data table, one row per option.
+    "api_table_nested": (["| Option | Type | Description |", "| `timeout` | float | Seconds to wait",
+                          '| `retry` | str | How failed requests are retried: `"none"`: never retry; `"backoff"`:'],
+                         ["\nOption\n"]),
+    # One <code> per token and <br> between lines, no <pre> and no div.line: a code block, line by line.
+    "token_code_with_breaks": (['```\ndef count_words(text):\n    return len(text.split())\n\nprint(count_words("a b c"))\n```'],
+                               ["`def`"]),
     "unclosed_banner": (["# Council approves the new bridge", "before the autumn rains, the council said."],
                         ["Valley Times"]),
 }

@@ -61,6 +61,7 @@ BLOCK_TAGS = {
     "address", "details", "summary", "center", "body", "html", "tbody", "thead", "tfoot", "tr", "td", "th",
     "caption", "legend", "hgroup", "search",
 }
+INLINE_CODE_TAGS = {"code", "span", "b", "i", "em", "strong", "a", "var", "kbd", "samp", "font"}
 CODE_LINE_CLASSES = {"line", "code-line", "cm-line", "highlight-line", "hljs-ln-line", "token-line"}
 CODE_LANGUAGE = re.compile(r"(?:language|lang|highlight-source|highlight|brush:)[-\s]?([a-z][\w+#-]*)", re.I)
 TEX_DELIMITERS = re.compile(r"\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
@@ -449,6 +450,8 @@ def _collapse(text: str | None) -> str:
 def _render_blocks(node: LexborNode, blocks: list[str], state: _RenderState) -> None:
     """Append the Markdown blocks of `node`'s children to `blocks` (inline runs become paragraphs)."""
     inline: list[str] = []
+    start = len(blocks)
+    breaks = codes = block_children = 0
 
     def flush() -> None:
         paragraph = _inline_to_paragraph("".join(inline))
@@ -463,13 +466,47 @@ def _render_blocks(node: LexborNode, blocks: list[str], state: _RenderState) -> 
         elif tag in ("-comment", "img", "hr", "#comment"):
             continue
         elif tag == "br":
+            breaks += 1
             inline.append(LINE_BREAK)
         elif tag not in BLOCK_TAGS:
+            codes += tag == "code"
             inline.append(_render_inline(child))
         else:
+            block_children += 1
             flush()
             _render_block(child, blocks, state)
     flush()
+    if breaks >= 2 and codes >= 3 and not block_children:
+        lines = _token_code_lines(node)
+        if lines:
+            # One <code> per token, lines ended by <br>: a code block whose highlighter dropped <pre>.
+            del blocks[start:]
+            blocks.append(_fence("\n".join(lines), _code_language(node)))
+
+
+def _token_code_lines(node: LexborNode) -> list[str]:
+    """The lines of a `<br>`-separated block where every non-empty line holds a `<code>` token, else []."""
+    lines: list[list[str]] = [[]]
+    has_code = [False]
+    for child in node.iter(include_text=True):
+        tag = child.tag
+        if tag == "br":
+            lines.append([])
+            has_code.append(False)
+        elif tag == "-text":
+            lines[-1].append(child.text_content or "")
+        elif tag in ("-comment", "#comment"):
+            continue
+        elif tag in INLINE_CODE_TAGS:
+            has_code[-1] = has_code[-1] or tag == "code"
+            lines[-1].append(child.text(deep=True) or "")
+        else:
+            return []
+    texts = ["".join(parts).replace("\n", "").replace("\u00a0", " ").rstrip() for parts in lines]
+    filled = [index for index, text in enumerate(texts) if text.strip()]
+    if len(filled) < 2 or not all(has_code[index] for index in filled):
+        return []
+    return texts[filled[0]:filled[-1] + 1]
 
 
 def _render_block(node: LexborNode, blocks: list[str], state: _RenderState) -> None:
@@ -626,8 +663,10 @@ def _render_list(node: LexborNode, state: _RenderState) -> str:
 
 def _render_table(table: LexborNode, blocks: list[str], state: _RenderState) -> None:
     rows = [row for row in table.css("tr") if _owning_table_id(row) == table.mem_id]
-    # css() matches the node itself too, so a nested table shows up as a second match.
-    is_layout = len(table.css("table")) > 1 or table.attributes.get("role") == "presentation"
+    # css() matches the node itself too, so a nested table shows up as a second match. A table around tables
+    # is layout, unless it has header cells of its own: API references nest a table of values in a cell.
+    is_layout = table.attributes.get("role") == "presentation" or (
+        len(table.css("table")) > 1 and not any(_owning_table_id(th) == table.mem_id for th in table.css("th")))
     cell_rows: list[list[LexborNode]] = [
         [cell for cell in row.iter(include_text=False) if cell.tag in ("td", "th")] for row in rows
     ]
@@ -647,7 +686,7 @@ def _render_table(table: LexborNode, blocks: list[str], state: _RenderState) -> 
         for cell in cells:
             inner: list[str] = []
             _render_blocks(cell, inner, state)
-            value = " ".join(inner).replace("\n", " ").replace("|", "\\|").strip()
+            value = " ".join(_table_as_cell_text(block) for block in inner).replace("\n", " ").replace("|", "\\|").strip()
             value = value.replace(DISPLAY_MATH_OPEN, INLINE_MATH_OPEN).replace(DISPLAY_MATH_CLOSE, INLINE_MATH_CLOSE)
             values.append(value)
             values.extend([""] * (_colspan(cell) - 1))
@@ -658,6 +697,14 @@ def _render_table(table: LexborNode, blocks: list[str], state: _RenderState) -> 
     if markdown_rows:
         separator = "| " + " | ".join(["---"] * width) + " |"
         blocks.append("\n".join([markdown_rows[0], separator, *markdown_rows[1:]]))
+
+
+def _table_as_cell_text(block: str) -> str:
+    """A nested Markdown table written on one line ("a: b; c: d") so it fits in its outer cell."""
+    if not block.startswith("| "):
+        return block
+    rows = [line.strip().strip("|").strip() for line in block.split("\n") if not line.startswith("| ---")]
+    return "; ".join(": ".join(cell.strip() for cell in row.split(" | ") if cell.strip()) for row in rows)
 
 
 def _owning_table_id(row: LexborNode) -> int | None:
