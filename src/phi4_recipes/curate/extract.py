@@ -73,6 +73,7 @@ CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 # Share of the page's readable text the posts must hold for the page to be rendered as a thread.
 THREAD_MIN_TEXT_SHARE = 0.4
 DENSE_BLOCK_CHARS = 80
+SHORT_RUN_BLOCKS = 3
 DENSE_MIN_TOTAL = 300
 DENSE_SHARE = 0.7
 LEAD_LEVELS = 99
@@ -172,8 +173,24 @@ def _is_content_block(block: str) -> bool:
 def _drop_tail_after_content(blocks: list[str]) -> list[str]:
     # After the last block of running text, short blocks are the page's tail: tags, author boxes,
     # "related" headings, share prompts. On real pages they are boilerplate far more often than content.
-    last = max((index for index, block in enumerate(blocks) if _is_content_block(block)), default=len(blocks) - 1)
-    return blocks[:last + 1]
+    content = [_is_content_block(block) for block in blocks]
+    last = max((index for index, good in enumerate(content) if good), default=len(blocks) - 1)
+    # jusText's neighbour rule for headings: one that introduces running text is kept; headings inside a run
+    # of three or more short blocks are teaser titles and section labels ("More on this", "Latest news").
+    kept: list[str] = []
+    index = 0
+    while index <= last:
+        end = index
+        while end <= last and not content[end]:
+            end += 1
+        if end - index >= SHORT_RUN_BLOCKS and any(content[:index]):
+            kept.extend(block for block in blocks[index:end] if not block.startswith("#"))
+        else:
+            kept.extend(blocks[index:end])
+        if end <= last:
+            kept.append(blocks[end])
+        index = end + 1
+    return kept
 
 
 def _page_title(body: LexborNode) -> str:
