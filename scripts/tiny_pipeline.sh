@@ -23,7 +23,15 @@ step "4/8 Pivotal Token Search on the SFT model"
 "$PYTHON" src/phi4_recipes/run_pts.py recipes/tiny/pts.yaml
 step "5/8 DPO round 1 on the PTS pairs (exact single-token ids)"
 "$PYTHON" src/phi4_recipes/run_dpo.py recipes/tiny/dpo_pts.yaml
-step "6/8 DPO round 2 on full-response pairs"
+step "5b/8 judge-guided pairs: SFT and DPO-PTS answer; the math oracle or the stand-in judge (both orders) decides"
+rm -f "$OUT/judge_url"
+"$PYTHON" -m phi4_recipes.judge.rule_judge_server --url-file "$OUT/judge_url" >/dev/null &
+judge_pid=$!
+trap 'kill $judge_pid 2>/dev/null || true' EXIT
+while [ ! -s "$OUT/judge_url" ]; do kill -0 "$judge_pid"; sleep 0.1; done
+"$PYTHON" src/phi4_recipes/run_judge.py recipes/tiny/judge.yaml --judge_base_url "$(cat "$OUT/judge_url")"
+kill "$judge_pid"; trap - EXIT
+step "6/8 DPO round 2 on the judge-guided pairs"
 "$PYTHON" src/phi4_recipes/run_dpo.py recipes/tiny/dpo_judge.yaml
 step "7/8 evaluation with lm-eval (chat template, offline tiny tasks)"
 for stage in midtrain sft dpo_pts dpo_judge; do

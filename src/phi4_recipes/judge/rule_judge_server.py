@@ -89,8 +89,7 @@ class RuleJudgeServer:
         self.latency_s = latency_s
         self.requests = []  # every chat request body answered or refused, in arrival order
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._httpd.daemon_threads = True
+        self._httpd = _ThreadingServer((host, port), _make_handler(self))
         self._thread: threading.Thread | None = None
 
     @property
@@ -133,6 +132,12 @@ class RuleJudgeServer:
 
     def __exit__(self, *exc):
         self.shutdown()
+
+
+class _ThreadingServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default backlog of 5 resets connections when a client opens 16 at once.
+    request_queue_size = 256
 
 
 def _make_handler(server: RuleJudgeServer):
