@@ -157,8 +157,25 @@ def write_results(args: EvalArguments, runs: list[BenchmarkRun]) -> Path:
     record = build_record(args, runs, samples_dir)
     record["lm_eval_results_file"] = str(lm_eval_path)
     path = output_dir / f"{run_name(args)}.json"
+    if path.is_file():
+        record = carry_forward(read_results(path), record, output_dir / "history")
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
+
+
+def carry_forward(earlier: dict[str, Any], record: dict[str, Any], history_dir: Path) -> dict[str, Any]:
+    """A rerun under the same run name keeps every earlier score: the earlier file is archived whole under
+    ``history/``, and benchmarks this run did not score are carried into the new file, each marked with the
+    run it came from. A benchmark scored again takes the new score (the latest wins)."""
+    history_dir.mkdir(parents=True, exist_ok=True)
+    stamp = str(earlier.get("created", "unknown")).replace(":", "")
+    archived = history_dir / f"{earlier.get('run_name', 'run')}-{stamp}.json"
+    archived.write_text(json.dumps(earlier, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for name, entry in earlier["benchmarks"].items():
+        if name not in record["benchmarks"]:
+            record["benchmarks"][name] = {**entry, "from_run": entry.get("from_run") or earlier.get("created")}
+    record["history"] = [*earlier.get("history", []), str(archived)]
+    return record
 
 
 def read_results(path: str | Path) -> dict[str, Any]:
