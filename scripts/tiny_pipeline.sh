@@ -13,6 +13,18 @@ t0=$(date +%s)
 
 step "0/8 curation: the built-in web pages -> text, language, quality, decontamination, dedup"
 "$PYTHON" src/phi4_recipes/run_curate.py recipes/curate/tiny.yaml --output_dir "$OUT/curate"
+step "0/8 synthetic data: plurality-filtered arithmetic (-> SFT) and rewritten exercises (-> pretraining)"
+# No model exists yet, so a rule-based STAND-IN endpoint answers the prompts (synth/standin_server.py);
+# point --base_url at `vllm serve <model>` for real synthetic data.
+rm -f "$OUT/synth/.port"; mkdir -p "$OUT/synth"
+"$PYTHON" -m phi4_recipes.synth.standin_server --port_file "$OUT/synth/.port" >/dev/null & standin=$!
+trap 'kill $standin 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$OUT/synth/.port" ] && break; sleep 0.1; done
+for workflow in plurality rewrite; do
+    "$PYTHON" src/phi4_recipes/run_synth.py "recipes/synth/tiny/$workflow.yaml" \
+        --base_url "http://127.0.0.1:$(cat "$OUT/synth/.port")/v1"
+done
+kill $standin; trap - EXIT
 step "1/8 pretraining: tiny preset from scratch on the token-budgeted mixture"
 "$PYTHON" src/phi4_recipes/run_pretrain.py recipes/tiny/pretrain.yaml
 step "2/8 midtraining: 4x context, RoPE base 250,000, 30% long + 70% recall"

@@ -67,7 +67,7 @@ def answer_question(question: str, index: int, k: int) -> str:
     elif bucket == 1:
         value = truth + 1 + index  # hard: every sample differs
     else:
-        value = truth + 2 if index == stable_hash(question) % k else truth  # one dissenting sample
+        value = truth + 2 if k > 1 and index == stable_hash(question) % k else truth  # one dissenting sample
     return f"{x} {op} {y} = {value}. The answer is {value}."
 
 
