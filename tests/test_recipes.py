@@ -26,8 +26,18 @@ def _load(path: Path) -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
 
+def recipe_stage(raw: dict) -> str | None:
+    """A training recipe's stage: its `stage` key, or the one its script implies (TRL-runnable SFT/DPO recipes
+    hold TRL's keys only): DPO for `beta`, SFT for any other recipe with a learning rate."""
+    if raw.get("stage"):
+        return raw["stage"]
+    if "learning_rate" in raw:
+        return "dpo_pts" if "beta" in raw else "sft"
+    return None
+
+
 def training_recipes() -> list[Path]:
-    return sorted(p for p in RECIPES.rglob("*.yaml") if _load(p).get("stage") in STAGES)
+    return sorted(p for p in RECIPES.rglob("*.yaml") if recipe_stage(_load(p)) in STAGES)
 
 
 def _stage_config(stage: str):
@@ -44,20 +54,20 @@ def _produced_outputs() -> set[str]:
 
 def test_all_five_stages_exist_at_every_scale():
     for scale in (RECIPES, RECIPES / "tiny"):
-        stages = {_load(p)["stage"] for p in training_recipes() if p.parent == scale}
+        stages = {recipe_stage(_load(p)) for p in training_recipes() if p.parent == scale}
         assert stages == set(STAGES), scale
 
 
 @pytest.mark.parametrize("recipe", training_recipes(), ids=lambda p: str(p.relative_to(RECIPES)))
 def test_recipe_parses_and_its_paths_exist(recipe, monkeypatch):
     monkeypatch.chdir(REPO)
-    stage = _load(recipe)["stage"]
+    stage = recipe_stage(_load(recipe))
     # Full-scale recipes ask for bf16/fp16, which TrainingArguments refuses on a CPU; parse them as they are
     # otherwise.
     script_args, training_args, model_args = parse_training(
         _stage_config(stage), [str(recipe.relative_to(REPO)), "--bf16", "false", "--fp16", "false"]
     )
-    assert script_args.stage == stage
+    assert script_args.stage in (stage, None)  # None: the script implies it (run_sft: sft, run_dpo: dpo_pts)
     produced = _produced_outputs()
 
     def check_path(value: str, what: str):
@@ -77,6 +87,8 @@ def test_recipe_parses_and_its_paths_exist(recipe, monkeypatch):
         check_path(script_args.tokenizer_name_or_path, "tokenizer_name_or_path")
     if script_args.dataset_name:
         check_path(script_args.dataset_name, "dataset_name")
+    for entry in script_args.datasets:
+        check_path(entry.data_files if entry.path in ("json", "parquet", "csv") else entry.path, "datasets[].path")
     if script_args.dataset_mixture:
         phases = load_mixture(script_args.dataset_mixture)
         assert script_args.mixture_phase in phases
@@ -97,8 +109,22 @@ def test_full_scale_recipes_use_bf16_liger_checkpointing():
         if recipe.parent != RECIPES:
             continue
         raw = _load(recipe)
-        assert raw["bf16"] is True and raw["use_liger"] is True and raw["gradient_checkpointing"] is True, recipe
-        assert raw.get("use_liger_kernel") is not True  # TRL's patch would replace our model's forward
+        liger = raw.get("use_liger_kernel", raw.get("use_liger"))  # use_liger: the deprecated spelling
+        assert raw["bf16"] is True and liger is True and raw["gradient_checkpointing"] is True, recipe
+
+
+def test_use_liger_kernel_goes_to_our_model_and_never_to_the_trainers_patch(monkeypatch, tmp_path):
+    """transformers' `use_liger_kernel` (so `trl sft` reads the recipe) would make the Trainer patch the model,
+    replacing Phi4ForCausalLM's forward; our scripts take it over and turn on the model's own kernels."""
+    from phi4_recipes.training import start_run
+
+    monkeypatch.chdir(REPO)
+    script_args, training_args, model_args = parse_training(SFTConfig, [
+        "recipes/sft.yaml", "--bf16", "false", "--model_name_or_path", "phi4-colab", "--output_dir", str(tmp_path)])
+    assert training_args.use_liger_kernel is True
+    start_run(script_args, training_args, model_args)
+    assert script_args.use_liger is True and training_args.use_liger_kernel is False
+    assert script_args.stage == "sft"
 
 
 @pytest.mark.parametrize("name", ["ddp", "zero3", "fsdp"])
@@ -134,8 +160,8 @@ def _parse_any(path: Path):
         return load_config_from_file(rel)
     if set(raw) == {"phases"}:
         return load_mixture(rel)
-    if raw.get("stage") in STAGES:
-        return parse_training(_stage_config(raw["stage"]), [rel, "--bf16", "false", "--fp16", "false"])
+    if recipe_stage(raw) in STAGES:
+        return parse_training(_stage_config(recipe_stage(raw)), [rel, "--bf16", "false", "--fp16", "false"])
     if "curate" in path.parts:
         # local.yaml and slurm.yaml read the user's own crawl folders; every other key is checked as is
         return parse_recipe(CurateConfig, argv=[rel, "--input_dir", "tests/fixtures/html"])
@@ -170,17 +196,26 @@ def test_cli_prefix_and_bad_types_fail_naming_option_and_file(tmp_path, monkeypa
     with pytest.raises(RecipeError, match=r"typed\.yaml: key 'weight_decay' expects float, got 'fast'"):
         parse_training(SFTConfig, [str(bad)])
     wrong_stage = tmp_path / "stage.yaml"
-    wrong_stage.write_text((RECIPES / "tiny" / "sft.yaml").read_text().replace("stage: sft", "stage: finetune"))
-    with pytest.raises(RecipeError, match=r"stage\.yaml: key 'stage' expects .*'sft'.*got 'finetune'"):
+    wrong_stage.write_text((RECIPES / "tiny" / "sft.yaml").read_text() + "\nstage: finetune\n")
+    with pytest.raises(RecipeError, match=r"stage\.yaml: key 'stage' expects .*got 'finetune'"):
         parse_training(SFTConfig, [str(wrong_stage)])
 
 
-def test_every_script_help_lists_its_options():
+# An option each script's --help must list (a script missing here still has to print a full help).
+HELP_OPTIONS = {"run_sft.py": ["--assistant_only_loss", "--datasets", "--use_liger_kernel"],
+                "run_dpo.py": ["--beta", "--datasets"], "run_pretrain.py": ["--mixture_phase", "--model_config_overrides"],
+                "run_pts.py": ["--p_gap"], "run_curate.py": ["--minhash_bands"], "run_eval.py": ["--benchmarks"]}
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "src" / "phi4_recipes").glob("run_*.py")))
+def test_every_script_help_lists_its_options(script):
     import subprocess
     import sys
 
-    for script, option in [("run_sft.py", "--dataset_mixture"), ("run_dpo.py", "--beta"), ("run_curate.py", "--minhash_bands")]:
-        out = subprocess.run([sys.executable, str(REPO / "src" / "phi4_recipes" / script), "--help"],
-                             capture_output=True, text=True, cwd=REPO, timeout=120)
-        assert out.returncode == 0, out.stderr[-2000:]
-        assert option in out.stdout, script
+    for flag in ("--help", "-h"):
+        out = subprocess.run([sys.executable, str(REPO / "src" / "phi4_recipes" / script), flag],
+                             capture_output=True, text=True, cwd=REPO, timeout=300)
+        assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-2000:]
+        assert out.stdout.lstrip().startswith("usage:") and out.stdout.count("\n  --") >= 3, out.stdout[-500:]
+        for option in HELP_OPTIONS.get(script, []):
+            assert option in out.stdout, (script, option)

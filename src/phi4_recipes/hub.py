@@ -47,7 +47,7 @@ def is_hub_id(name: str | None) -> bool:
     """A Hub repo id (`owner/name`) rather than a local folder, a file or a preset name."""
     if not name or Path(name).exists() or name.startswith(("/", ".", "~", "outputs/", "data/", "recipes/")):
         return False
-    return bool(_HUB_ID.fullmatch(name)) and not Path(name).suffix.lower() in (".jsonl", ".json", ".parquet")
+    return bool(_HUB_ID.fullmatch(name)) and Path(name).suffix.lower() not in (".jsonl", ".json", ".parquet")
 
 
 def project_license() -> str:

@@ -13,10 +13,9 @@ from trl import DPOConfig, DPOTrainer, get_peft_config
 
 from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
 from phi4_recipes.data.preference import ID_COLUMNS, prepare_preference_pairs
-from phi4_recipes.data.sources import fingerprint, load_train_split
 from phi4_recipes.io import get_logger
 from phi4_recipes.model_loading import get_tokenizer, is_preset, load_training_model
-from phi4_recipes.training import finish, start_run
+from phi4_recipes.training import check_lora_targets, finish, load_training_data, start_run
 
 logger = get_logger(__name__)
 
@@ -33,16 +32,17 @@ class TokenExactDPOTrainer(DPOTrainer):
 def main(script_args, training_args, model_args):
     resume, push = start_run(script_args, training_args, model_args)
 
-    raw = load_train_split(script_args)
-    inputs = [fingerprint(script_args.dataset_name, raw)]
+    raw, inputs = load_training_data(script_args)
+    name = script_args.dataset_name or inputs[0]["source"]
     tokenizer = get_tokenizer(script_args.tokenizer_name_or_path, model_args.model_name_or_path)
-    pairs = prepare_preference_pairs(raw, tokenizer, training_args.max_length, script_args.dataset_name)
+    pairs = prepare_preference_pairs(raw, tokenizer, training_args.max_length, name)
     logger.info("DPO pairs: %d kept, %d dropped for exceeding max_length=%s, %d with exact ids from the data",
                 pairs.kept, pairs.dropped_too_long, training_args.max_length, pairs.exact_ids)
     if pairs.kept == 0:
-        raise ValueError(f"dataset {script_args.dataset_name}: no pair fits max_length={training_args.max_length}")
+        raise ValueError(f"dataset {name}: no pair fits max_length={training_args.max_length}")
 
     model = load_training_model(model_args, tokenizer, script_args, training_args)
+    check_lora_targets(model, model_args)
     # The reference is the same starting checkpoint, frozen; not needed with PEFT (adapters off) or when its
     # log-probs are precomputed (the 14B recipes, to save memory under ZeRO-3).
     ref_model = None

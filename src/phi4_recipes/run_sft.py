@@ -9,10 +9,16 @@ from __future__ import annotations
 from trl import SFTConfig, SFTTrainer, get_peft_config
 
 from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
-from phi4_recipes.data.sources import fingerprint, load_train_split, require_chat_messages, require_columns
+from phi4_recipes.data.sources import require_chat_messages, require_columns
 from phi4_recipes.io import get_logger
 from phi4_recipes.model_loading import get_tokenizer, load_training_model
-from phi4_recipes.training import finish, start_run
+from phi4_recipes.training import (
+    check_lora_targets,
+    finish,
+    load_training_data,
+    start_run,
+    use_training_chat_template,
+)
 
 logger = get_logger(__name__)
 
@@ -20,14 +26,16 @@ logger = get_logger(__name__)
 def main(script_args, training_args, model_args):
     resume, push = start_run(script_args, training_args, model_args)
 
-    dataset = load_train_split(script_args)
-    require_columns(dataset, ["messages"], script_args.dataset_name)
-    require_chat_messages(dataset, script_args.dataset_name)
+    dataset, inputs = load_training_data(script_args)
+    name = script_args.dataset_name or inputs[0]["source"]
+    require_columns(dataset, ["messages"], name)
+    require_chat_messages(dataset, name)
     dataset = dataset.select_columns(["messages"])
-    inputs = [fingerprint(script_args.dataset_name, dataset)]
 
     tokenizer = get_tokenizer(script_args.tokenizer_name_or_path, model_args.model_name_or_path)
+    use_training_chat_template(tokenizer, training_args)  # {% generation %} markers for assistant_only_loss
     model = load_training_model(model_args, tokenizer, script_args, training_args)
+    check_lora_targets(model, model_args)
 
     trainer = SFTTrainer(
         model=model,

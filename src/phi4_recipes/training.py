@@ -1,21 +1,30 @@
-"""What every training stage does before and after `trainer.train()`: logging, resume, save, manifest,
-model card and Hub push. Kept apart so each run_*.py reads top to bottom like a recipe."""
+"""What every training stage does before and after `trainer.train()`: logging, inputs and data, resume, Liger
+and chat-template hand-over, LoRA target check, save, manifest, model card and Hub push. Kept apart so each
+run_*.py reads top to bottom like a recipe."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import datasets
+import torch
 import transformers
 from safetensors import SafetensorError, safe_open
 from transformers import set_seed
+from trl import DPOConfig
 
 from . import io
+from .data.sources import fingerprint, first_rows, load_train_split
 from .hub import HubPushError, push_checkpoint, write_model_card
 from .manifest import read_manifest, write_manifest
 from .model_loading import configure_generation
 from .schema import require_local_input
-from .tokenizer import EOS_TOKEN, load_chat_template, load_training_chat_template, make_tokenizer_config_portable
+from .tokenizer import (
+    EOS_TOKEN,
+    load_chat_template,
+    load_training_chat_template,
+    make_tokenizer_config_portable,
+)
 
 logger = io.get_logger(__name__)
 
@@ -31,11 +40,78 @@ def setup_logging(training_args) -> None:
 def require_inputs(script_args, model_args) -> None:
     """Every path-like input exists, or the error names it, its key and the recipe that writes it."""
     recipe = getattr(script_args, "recipe_path", None)
-    for key, value in (("model_name_or_path", model_args.model_name_or_path),
-                       ("tokenizer_name_or_path", script_args.tokenizer_name_or_path),
-                       ("dataset_name", script_args.dataset_name),
-                       ("dataset_mixture", script_args.dataset_mixture)):
+    keys = [("model_name_or_path", model_args.model_name_or_path),
+            ("tokenizer_name_or_path", script_args.tokenizer_name_or_path),
+            ("dataset_name", script_args.dataset_name),
+            ("dataset_mixture", script_args.dataset_mixture)]
+    for index, entry in enumerate(getattr(script_args, "datasets", None) or []):
+        files = entry.data_files if isinstance(entry.data_files, list) else [entry.data_files]
+        keys += [(f"datasets[{index}].data_files", f) for f in files if isinstance(f, str)]
+    for key, value in keys:
         require_local_input(value, key, recipe)
+
+
+def _mixture_source(entry) -> str:
+    files = entry.data_files
+    return files if isinstance(files, str) else (files[0] if isinstance(files, list) and len(files) == 1
+                                                  else entry.path)
+
+
+def load_training_data(script_args) -> tuple[datasets.Dataset, list[dict]]:
+    """The training split and its manifest fingerprints, from TRL's `datasets:` mixture (as `trl sft|dpo` reads
+    it) or from `dataset_name`; `dataset_max_rows` applies to both."""
+    if not script_args.datasets:
+        dataset = load_train_split(script_args)
+        return dataset, [fingerprint(script_args.dataset_name, dataset)]
+    from trl import get_dataset
+
+    dataset = first_rows(get_dataset(script_args)["train"], script_args.dataset_max_rows)
+    return dataset, [fingerprint(_mixture_source(entry), dataset) for entry in script_args.datasets]
+
+
+def take_over_liger(training_args, script_args=None) -> bool:
+    """`use_liger_kernel` (transformers' key, so `trl sft|dpo` reads the same recipe and patches its own Phi-3)
+    turns on Phi4ForCausalLM's Liger kernels; the Trainer's patch stays off, as it would replace our forward."""
+    deprecated = getattr(script_args, "use_liger", None)
+    if deprecated is not None:
+        logger.warning("`use_liger` is deprecated: use `use_liger_kernel` (the same kernels, TRL's key)")
+    use = bool(training_args.use_liger_kernel if deprecated is None else deprecated)
+    training_args.use_liger_kernel = False
+    return use
+
+
+def use_training_chat_template(tokenizer, training_args) -> None:
+    """Assistant-only loss needs `{% generation %}` markers: swap in the training template (finish() restores
+    the plain one), unless the recipe names its own with `chat_template_path` (SFTTrainer loads that)."""
+    if training_args.assistant_only_loss and not training_args.chat_template_path \
+            and tokenizer.chat_template == load_chat_template():
+        tokenizer.chat_template = load_training_chat_template()
+
+
+# LoRA targets are module-name suffixes; Llama's (q_proj, k_proj, v_proj, gate_proj, up_proj) do not exist in the
+# fused Phi-3/Phi-4 layout, where only o_proj and down_proj would match.
+FUSED_LORA_TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
+MIN_LORA_SHARE = 0.2  # below this share of the decoder's linear weights, the adapters barely touch the model
+
+
+def check_lora_targets(model, model_args) -> dict[str, int]:
+    """Warn when `lora_target_modules` miss the model (names that match no module, or most linear weights left
+    out); returns {target: matched modules}. `all-linear` and no PEFT are not checked."""
+    targets = model_args.lora_target_modules
+    if not model_args.use_peft or targets is None or targets == "all-linear":
+        return {}
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    linear = {name: module.weight.numel() for name, module in model.named_modules()
+              if isinstance(module, torch.nn.Linear) and name.split(".")[-1] != "lm_head"}
+    matched = {t: [n for n in linear if n == t or n.endswith("." + t)] for t in targets}
+    share = sum(linear[n] for n in {n for names in matched.values() for n in names}) / max(1, sum(linear.values()))
+    missing = [t for t, names in matched.items() if not names]
+    if missing or share < MIN_LORA_SHARE:
+        logger.warning(
+            "lora_target_modules %s: %s; the adapters cover %.1f%% of the linear weights. Phi-3/Phi-4 fuse the "
+            "projections: use %s", targets, f"{missing} match no module" if missing else "they match few modules",
+            100 * share, FUSED_LORA_TARGETS)
+    return {t: len(names) for t, names in matched.items()}
 
 
 def _is_complete_checkpoint(folder: Path) -> bool:
@@ -98,6 +174,9 @@ def start_run(script_args, training_args, model_args) -> tuple[str | None, bool]
     Returns:
         tuple[str | None, bool]: the checkpoint to resume from (or None) and whether to push at the end.
     """
+    # TRL-runnable recipes leave the stage out: the script implies it (a dpo_judge recipe says so).
+    script_args.resolve_stage("dpo_pts" if isinstance(training_args, DPOConfig) else script_args.mixture_phase or "sft")
+    script_args.use_liger = take_over_liger(training_args, script_args)
     set_seed(training_args.seed)
     setup_logging(training_args)
     require_inputs(script_args, model_args)

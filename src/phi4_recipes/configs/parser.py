@@ -111,8 +111,12 @@ def parse_recipe(*dataclass_types: type, argv: list[str] | None = None) -> tuple
         raise RecipeError(message) from err
     except (TypeError, ValueError) as err:
         raise RecipeError(f"{where}: {err}") from err
+    cli_keys = {arg[2:].split("=", 1)[0].replace("-", "_") for arg in argv if arg.startswith("--")}
     for instance in parsed:
         instance.recipe_path = config_path
+        # A dataset named on the command line replaces the recipe's TRL `datasets:` mixture (overrides win).
+        if "dataset_name" in cli_keys and "datasets" not in cli_keys and getattr(instance, "datasets", None):
+            instance.datasets = []
     return tuple(parsed)
 
 
