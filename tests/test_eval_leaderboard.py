@@ -70,22 +70,58 @@ def test_cli_writes_the_table_and_a_page_with_a_chart_per_benchmark(cli_output):
     assert page.count('src="data:image/png;base64,') == 11
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium)")
-def test_html_renders_in_a_headless_browser(cli_output, tmp_path):
-    screenshot = tmp_path / "leaderboard.png"
-    subprocess.run(
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         "--window-size=1400,1800", f"--screenshot={screenshot}", (cli_output / "leaderboard.html").as_uri()],
-        check=True, capture_output=True, timeout=120,
-    )
+         "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", *args],
+        check=True, capture_output=True, text=True, timeout=120)
+
+
+def test_page_states_metric_samples_limit_date_and_checkpoint_and_drops_empty_reference_rows(tmp_path):
+    from phi4_recipes.evaluation.leaderboard import to_html
+
+    tiny = json.loads((RESULTS / "sft.json").read_text())
+    tiny["benchmarks"] = {"tiny_arithmetic": {**tiny["benchmarks"]["math"], "title": "Tiny arithmetic",
+                                              "metric": "accuracy,none", "num_samples": 40}}
+    tiny["settings"]["limit"] = 40
+    (tmp_path / "tiny.json").write_text(json.dumps(tiny))
+    rows, titles = build_leaderboard([tmp_path / "tiny.json"])
+    table, page = to_markdown(rows, titles), to_html(rows, titles)
+    # The report has no tiny-task numbers: no all-"–" reference rows.
+    assert "(report)" not in table and 'class="reference"' not in page
+    assert "| sft | outputs/sft | 2025-01-01 | 40 |" in table
+    assert "| Tiny arithmetic | accuracy | sft: 40 |" in table
+    for text in ("accuracy", "outputs/sft", "2025-01-01", "Limit (samples per task)", "sft: 40"):
+        assert text in page
+    # Full benchmarks keep their report rows.
+    full, full_titles = build_leaderboard(_stage_files())
+    assert "none (full sets)" in to_markdown(full, full_titles)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium)")
+@pytest.mark.parametrize("width", [1400, 420])
+def test_html_renders_in_a_headless_browser_without_overflow(cli_output, tmp_path, width):
+    screenshot = tmp_path / f"leaderboard_{width}.png"
+    _chromium(tmp_path, f"--window-size={width},1800", f"--screenshot={screenshot}",
+              (cli_output / "leaderboard.html").as_uri())
     from PIL import Image
 
     image = Image.open(screenshot).convert("RGB")
-    assert image.size == (1400, 1800)
+    assert image.size == (width, 1800)
     # A blank or failed page is (almost) one colour; the table and the charts put many colours on screen.
-    colours = image.resize((350, 450)).getcolors(maxcolors=1 << 16)
+    colours = image.resize((width // 4, 450)).getcolors(maxcolors=1 << 16)
     assert colours is None or len(colours) > 50
+    # Nothing sticks out of a page `width` wide except inside the tables' own scroll boxes. (Headless chromium
+    # keeps a viewport of at least 500 px for --dump-dom, so the page is pinned to `width` instead.)
+    probe = tmp_path / "probe.html"
+    probe.write_text((cli_output / "leaderboard.html").read_text().replace(
+        "</head>", f"<style>html {{ width: {width}px; }}</style></head>").replace("</body>", """<script>
+        const out = [...document.querySelectorAll("body *")].filter(e => !e.closest(".scroll") || e.matches(".scroll"))
+          .map(e => Math.ceil(e.getBoundingClientRect().right));
+        document.title = "right=" + Math.max(...out);</script></body>"""))
+    right = int(_chromium(tmp_path, f"--window-size={width},1800", "--dump-dom", probe.as_uri()).stdout
+                .split("<title>right=")[1].split("<")[0])
+    assert right <= width, f"content reaches x={right} on a {width} px page"
 
 
 def test_lm_eval_results_json_is_lm_eval_shaped(tmp_path):

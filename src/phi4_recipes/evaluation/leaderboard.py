@@ -26,6 +26,8 @@ class Row:
     scores: dict[str, float]
     stderrs: dict[str, float] = field(default_factory=dict)
     reference: bool = False
+    run: dict[str, str] = field(default_factory=dict)  # checkpoint, date, limit
+    metrics: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # benchmark -> (metric, samples)
 
 
 def load_reference(path: str | Path = REFERENCE_FILE) -> list[Row]:
@@ -63,15 +65,20 @@ def _default_label(record: dict, path: Path) -> str:
 def result_row(path: str | Path, label: str | None = None) -> tuple[Row, dict[str, str]]:
     """A checkpoint's row (scores as percentages) and the titles of its benchmarks."""
     record = read_results(path)
-    scores, stderrs, titles = {}, {}, {}
+    scores, stderrs, titles, metrics = {}, {}, {}, {}
     for name, bench in record["benchmarks"].items():
+        metrics[name] = (str(bench.get("metric", "")).split(",")[0], bench.get("num_samples"))
         if not isinstance(bench.get("score"), int | float):
             raise ValueError(f"{path}: benchmarks.{name}.score is missing or not a number")
         scores[name] = 100.0 * bench["score"]
         if isinstance(bench.get("stderr"), int | float):
             stderrs[name] = 100.0 * bench["stderr"]
         titles[name] = bench.get("title") or name
-    return Row(label=label or _default_label(record, Path(path)), scores=scores, stderrs=stderrs), titles
+    limit = (record.get("settings") or {}).get("limit")
+    run = {"checkpoint": str((record.get("model") or {}).get("name_or_path", "")),
+           "date": str(record.get("created", ""))[:10], "limit": "none (full sets)" if limit is None else str(limit)}
+    return Row(label=label or _default_label(record, Path(path)), scores=scores, stderrs=stderrs, run=run,
+               metrics=metrics), titles
 
 
 def benchmark_order(rows: list[Row], titles: dict[str, str]) -> list[str]:
@@ -82,6 +89,25 @@ def benchmark_order(rows: list[Row], titles: dict[str, str]) -> list[str]:
             if not row.reference and name not in order:
                 order.append(name)
     return order or list(titles)
+
+
+def shown_rows(rows: list[Row], names: list[str]) -> list[Row]:
+    """Checkpoint rows, and the reference rows that report at least one of the benchmarks shown (the report
+    has no numbers for the tiny tasks: an all-"–" row says nothing)."""
+    return [row for row in rows if not row.reference or any(name in row.scores for name in names)]
+
+
+def run_details(rows: list[Row], titles: dict[str, str]) -> tuple[list[list[str]], list[list[str]]]:
+    """(per checkpoint: label, checkpoint, date, limit), (per benchmark: title, metric, samples per checkpoint)."""
+    checkpoints = [row for row in rows if not row.reference]
+    runs = [[row.label, row.run.get("checkpoint", ""), row.run.get("date", ""), row.run.get("limit", "")]
+            for row in checkpoints]
+    benchmarks = []
+    for name in benchmark_order(rows, titles):
+        metric = next((row.metrics[name][0] for row in checkpoints if name in row.metrics), "")
+        samples = ", ".join(f"{row.label}: {row.metrics[name][1]}" for row in checkpoints if name in row.metrics)
+        benchmarks.append([titles.get(name, name), metric, samples])
+    return runs, benchmarks
 
 
 def _cell(row: Row, name: str) -> str:
@@ -96,12 +122,17 @@ def to_markdown(rows: list[Row], titles: dict[str, str]) -> str:
     names = benchmark_order(rows, titles)
     lines = ["| Model | " + " | ".join(titles.get(n, n) for n in names) + " |",
              "|---|" + "---:|" * len(names)]
-    for row in rows:
+    for row in shown_rows(rows, names):
         label = f"*{row.label}*" if row.reference else row.label
         lines.append(f"| {label} | " + " | ".join(_cell(row, n) for n in names) + " |")
     lines.append("")
     lines.append("Scores in percent, ± one standard error. Italic rows are published numbers from the Phi-4 "
                  "report (arXiv:2412.08905); – means not reported or not run.")
+    runs, benchmarks = run_details(rows, titles)
+    lines += ["", "| Model | Checkpoint | Date | Limit (samples per task) |", "|---|---|---|---|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in runs]
+    lines += ["", "| Benchmark | Metric | Samples scored |", "|---|---|---|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in benchmarks]
     return "\n".join(lines) + "\n"
 
 
@@ -138,8 +169,18 @@ def bar_chart_png(name: str, title: str, rows: list[Row]) -> bytes:
     return buffer.getvalue()
 
 
+def _html_table(headers: list[str], body: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in body)
+    return f'<div class="scroll"><table class="details"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
+
+
 def to_html(rows: list[Row], titles: dict[str, str]) -> str:
     names = benchmark_order(rows, titles)
+    rows = shown_rows(rows, names)
+    runs, benchmarks = run_details(rows, titles)
+    details = (_html_table(["Model", "Checkpoint", "Date", "Limit (samples per task)"], runs)
+               + _html_table(["Benchmark", "Metric", "Samples scored"], benchmarks))
     header = "".join(f"<th>{html.escape(titles.get(n, n))}</th>" for n in names)
     body = "".join(
         f"<tr class=\"{'reference' if row.reference else 'checkpoint'}\"><td>{html.escape(row.label)}</td>"
@@ -153,20 +194,26 @@ def to_html(rows: list[Row], titles: dict[str, str]) -> str:
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>phi4-recipes leaderboard</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
-body {{ font-family: sans-serif; margin: 24px; }}
+body {{ font-family: sans-serif; margin: 24px; max-width: 100%; box-sizing: border-box; }}
+.scroll {{ overflow-x: auto; max-width: 100%; }}
 table {{ border-collapse: collapse; margin-bottom: 24px; }}
+table.details td {{ text-align: left; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
 td:first-child, th:first-child {{ text-align: left; }}
 tr.reference td {{ color: #666; font-style: italic; }}
 .charts {{ display: flex; flex-wrap: wrap; gap: 12px; }}
-figure {{ margin: 0; }}
+figure {{ margin: 0; max-width: 100%; }}
+figure img {{ max-width: 100%; height: auto; display: block; }}
+@media (max-width: 600px) {{ body {{ margin: 8px; }} }}
 </style></head>
 <body>
 <h1>Leaderboard</h1>
 <p>Scores in percent, &plusmn; one standard error. Italic grey rows are published numbers from the Phi-4
 report (arXiv:2412.08905).</p>
-<table><thead><tr><th>Model</th>{header}</tr></thead><tbody>{body}</tbody></table>
+<div class="scroll"><table><thead><tr><th>Model</th>{header}</tr></thead><tbody>{body}</tbody></table></div>
+{details}
 <div class="charts">{charts}</div>
 </body></html>
 """
