@@ -8,19 +8,16 @@ deterministic rule: arithmetic is solved (most questions get one wrong answer am
 only wrong ones, so the plurality vote has all three outcomes), pages are scored by counting numbers and
 reasoning markers, drafts gain a "Check:" line when the critic asks for one, code is described and
 rebuilt from its signature. It is NOT a language model and its data is only as good as these rules; use
-vLLM or any OpenAI-compatible server for real data. Routes: GET /v1/models, POST /v1/chat/completions.
+vLLM or any OpenAI-compatible server for real data. Routes: GET /v1/models, POST /v1/chat/completions (generation.chat_server: malformed requests get 400).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from phi4_recipes.generation.chat_server import ChatServer, serve_from_command_line
 from phi4_recipes.io import stable_hash
 
 NUMBER = re.compile(r"-?\d+")
@@ -156,84 +153,29 @@ def standin_reply(prompt: str, index: int = 0, k: int = 1) -> str:
     return "I do not know this task."
 
 
-class StandinServer:
+class StandinServer(ChatServer):
     """Serves ``standin_reply`` at ``base_url``; ``delay`` seconds per request slows it for kill tests."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0, model_name: str = "standin"):
-        self.delay = delay
-        self.model_name = model_name
-        self.requests = 0
-        self._httpd = ThreadingHTTPServer((host, port), _handler(self))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def chat(self, body: dict) -> dict:
-        self.requests += 1
-        if self.delay:
-            time.sleep(self.delay)
-        prompt = "\n".join(m.get("content", "") for m in body["messages"] if m.get("role") == "user")
-        n = int(body.get("n") or 1)
-        choices = [{"index": i, "message": {"role": "assistant", "content": standin_reply(prompt, i, n)},
-                    "finish_reason": "stop"} for i in range(n)]
-        return {"id": f"standin-{self.requests}", "object": "chat.completion", "created": 0,
-                "model": self.model_name, "choices": choices}
-
-    def start(self) -> StandinServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def shutdown(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> StandinServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
+        super().__init__(_reply, model_name=model_name, host=host, port=port, latency_s=delay)
 
 
-def _handler(server: StandinServer):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):  # quiet: one line per request would drown the pipeline's log
-            pass
+def _reply(body: dict, index: int, n: int) -> str:
+    prompt = "\n".join(m["content"] for m in body["messages"] if m["role"] == "user")
+    return standin_reply(prompt, index, n)
 
-        def _send(self, status: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
-        def do_GET(self):
-            if self.path == "/v1/models":
-                return self._send(200, {"object": "list", "data": [{"id": server.model_name, "object": "model"}]})
-            return self._send(404, {"error": {"message": f"no route {self.path}"}})
+def _add_port_file(parser) -> None:
+    parser.add_argument("--port_file", help="Write the bound port here once listening (for scripts).")
 
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-            if self.path != "/v1/chat/completions" or not isinstance(body.get("messages"), list):
-                return self._send(404, {"error": {"message": f"no route {self.path} (chat completions only)"}})
-            return self._send(200, server.chat(body))
 
-    return Handler
+def _build(args) -> StandinServer:
+    standin = StandinServer(host=args.host, port=args.port, delay=args.latency_s)
+    if args.port_file:
+        Path(args.port_file).write_text(str(standin._httpd.server_address[1]))
+    print("stand-in synth endpoint: rule-based, not a model", flush=True)
+    return standin
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--port_file", help="Write the bound port here once listening (for scripts).")
-    parser.add_argument("--delay", type=float, default=0.0)
-    cli = parser.parse_args()
-    standin = StandinServer(port=cli.port, delay=cli.delay)
-    if cli.port_file:
-        Path(cli.port_file).write_text(str(standin._httpd.server_address[1]))
-    print(f"stand-in synth endpoint (rule-based, not a model) listening on {standin.base_url}", flush=True)
-    standin._httpd.serve_forever()
+    serve_from_command_line(_build, __doc__.split("\n\n")[0], add_arguments=_add_port_file)
