@@ -184,3 +184,22 @@ def test_saves_in_5gb_shards_by_default_and_a_sharded_checkpoint_reloads(tmp_pat
         loaded = loader.from_pretrained(tmp_path / "sharded", dtype=torch.float32).eval()
         ids = torch.randint(0, 300, (1, 8))
         torch.testing.assert_close(loaded(ids).logits, model(ids).logits, atol=1e-5, rtol=0)
+
+
+def test_lora_targets_are_checked_against_the_fused_projections(caplog):
+    """Llama-style targets match only o_proj in the fused Phi-3/Phi-4 layout: warned; the fused names are not."""
+    from types import SimpleNamespace
+
+    from phi4_recipes.training import FUSED_LORA_TARGETS, check_lora_targets
+
+    model = Phi4ForCausalLM(tiny_config())
+    llama = SimpleNamespace(use_peft=True, lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    with caplog.at_level("WARNING"):
+        assert check_lora_targets(model, llama) == {"q_proj": 0, "k_proj": 0, "v_proj": 0, "o_proj": 2}
+    assert "['q_proj', 'k_proj', 'v_proj'] match no module" in caplog.text and "qkv_proj" in caplog.text
+    caplog.clear()
+    fused = SimpleNamespace(use_peft=True, lora_target_modules=FUSED_LORA_TARGETS)
+    with caplog.at_level("WARNING"):
+        assert set(check_lora_targets(model, fused).values()) == {2}
+    assert "lora_target_modules" not in caplog.text
+    assert check_lora_targets(model, SimpleNamespace(use_peft=True, lora_target_modules="all-linear")) == {}
