@@ -69,8 +69,13 @@ def value_matches(value: Any, annotation: Any) -> bool:
 
 def type_name(annotation: Any) -> str:
     """How an annotation reads in an error: ``int``, ``one of ['sft', 'dpo_pts']``, ``float | None``."""
-    if typing.get_origin(annotation) is typing.Literal:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
         return f"one of {list(typing.get_args(annotation))}"
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return "null"
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
