@@ -15,17 +15,24 @@ from stage_runner import REPO, logged_losses, run_stage, script_env
 
 pytestmark = pytest.mark.slow
 
+# The pipeline trains SFT on run_synth's plurality output; these tests use the built-in file it is made from.
+SFT_RECIPE = ("recipes/tiny/sft.yaml", "--dataset_name", "data/tiny/arithmetic_train.jsonl")
+
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     """Shortened tiny recipes, each stage starting from the previous stage's output folder."""
     root = tmp_path_factory.mktemp("chain")
+    # The pipeline feeds run_synth output into the mixture and SFT; here the built-in files stand in for it,
+    # so the chain tests the training stages alone.
+    mixture = root / "mixture.yaml"
+    mixture.write_text((REPO / "recipes/tiny/mixture.yaml").read_text().replace(
+        "outputs/tiny/synth/rewrite/data.jsonl", "data/tiny/pretrain_synthetic.jsonl"))
     run_stage("run_pretrain.py", "recipes/tiny/pretrain.yaml", "--output_dir", root / "pretrain",
-              "--max_steps", "30", "--warmup_steps", "2", "--logging_steps", "3")
+              "--dataset_mixture", mixture, "--max_steps", "30", "--warmup_steps", "2", "--logging_steps", "3")
     run_stage("run_pretrain.py", "recipes/tiny/midtrain.yaml", "--model_name_or_path", root / "pretrain",
-              "--output_dir", root / "midtrain", "--max_steps", "8", "--max_length", "512", "--logging_steps", "1")
-    run_stage("run_sft.py", "recipes/tiny/sft.yaml", "--model_name_or_path", root / "midtrain",
-              "--output_dir", root / "sft", "--max_steps", "40", "--logging_steps", "4")
+              "--dataset_mixture", mixture, "--output_dir", root / "midtrain", "--max_steps", "8", "--max_length", "512", "--logging_steps", "1")
+    run_stage("run_sft.py", *SFT_RECIPE, "--model_name_or_path", root / "midtrain", "--output_dir", root / "sft", "--max_steps", "40", "--logging_steps", "4")
     run_stage("run_dpo.py", "recipes/tiny/dpo_judge.yaml", "--model_name_or_path", root / "sft",
               "--output_dir", root / "dpo", "--max_steps", "8", "--learning_rate", "5e-4", "--logging_steps", "1",
               "--dataset_max_rows", "16")  # 16 pairs, batch 8: each pair seen 4 times
@@ -81,7 +88,7 @@ def test_sft_model_stops_at_im_end(chain):
 
 
 def test_kill_and_resume_continues_with_same_data_order(chain, tmp_path):
-    args = ["recipes/tiny/sft.yaml", "--model_name_or_path", str(chain / "pretrain"), "--max_steps", "12",
+    args = [*SFT_RECIPE, "--model_name_or_path", str(chain / "pretrain"), "--max_steps", "12",
             "--save_strategy", "steps", "--save_steps", "3", "--logging_steps", "1", "--dataset_max_rows", "192"]
     run_stage("run_sft.py", *args, "--output_dir", tmp_path / "reference")
     reference = dict(logged_losses(tmp_path / "reference"))
@@ -110,7 +117,7 @@ def test_two_process_cpu_run_trains_and_saves(chain, tmp_path):
     # torchrun launcher (`--multi_gpu`) with the Trainer on the CPU (`use_cpu`) gives two gloo ranks.
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           str(REPO / "src/phi4_recipes/run_sft.py"), "recipes/tiny/sft.yaml", "--model_name_or_path",
+           str(REPO / "src/phi4_recipes/run_sft.py"), *SFT_RECIPE, "--model_name_or_path",
            str(chain / "pretrain"), "--output_dir", str(tmp_path), "--max_steps", "3", "--logging_steps", "1",
            "--per_device_train_batch_size", "4", "--use_cpu", "true"]
     proc = subprocess.run(cmd, cwd=REPO, env=script_env(), capture_output=True, text=True, timeout=600)
@@ -154,7 +161,7 @@ def test_stage_before_its_upstream_stage_names_the_missing_folder(tmp_path):
 def test_push_without_token_keeps_local_checkpoint(chain, tmp_path):
     env_home = tmp_path / "hf_home"
     out = tmp_path / "out"
-    cmd = [sys.executable, str(REPO / "src/phi4_recipes/run_sft.py"), "recipes/tiny/sft.yaml", "--model_name_or_path",
+    cmd = [sys.executable, str(REPO / "src/phi4_recipes/run_sft.py"), *SFT_RECIPE, "--model_name_or_path",
            str(chain / "pretrain"), "--output_dir", str(out), "--max_steps", "1", "--push_to_hub", "true",
            "--hub_model_id", "someone/phi4-tiny-sft"]
     env = {**script_env(), "HF_HUB_OFFLINE": "0", "HF_HOME": str(env_home)}
