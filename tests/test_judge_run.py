@@ -16,7 +16,8 @@ from judge_fixtures import (
     write_recipe,
 )
 from phi4_recipes.configs import JudgeScriptArguments, parse_recipe
-from phi4_recipes.judge.rule_judge_server import RuleJudgeServer, read_pair
+from phi4_recipes.generation import RequestFailed
+from phi4_recipes.judge.rule_judge_server import RuleJudgeServer, ServerError, read_pair
 from phi4_recipes.run_judge import main as run_judge
 
 pytest_plugins = ["generation_fixtures"]
@@ -33,11 +34,12 @@ def tiny_responder_env(monkeypatch, server):
     return server
 
 
-def _args(tmp_path, prompts, judge_url, responders, **extra):
-    recipe = write_recipe(tmp_path / "judge.yaml", dataset_name=str(prompts), include_rai_prompts=False,
-                          responders=responders, judge_model="scripted", judge_base_url=judge_url,
-                          judge_api_key_env="PHI4_TEST_NO_JUDGE_KEY", judge_retry=FAST_RETRY, max_concurrency=8,
-                          prompts_per_batch=4, output_dir=str(tmp_path / "out"), seed=7, **extra)
+def _args(tmp_path, prompts, judge_url, responders, out="out", **extra):
+    keys = {"dataset_name": str(prompts), "include_rai_prompts": False, "responders": responders,
+            "judge_model": "scripted", "judge_base_url": judge_url, "judge_api_key_env": "PHI4_TEST_NO_JUDGE_KEY",
+            "judge_retry": FAST_RETRY, "max_concurrency": 8, "prompts_per_batch": 4,
+            "output_dir": str(tmp_path / out), "seed": 7, **extra}
+    recipe = write_recipe(tmp_path / "judge.yaml", **keys)
     (args,) = parse_recipe(JudgeScriptArguments, argv=[str(recipe)])
     return args
 
@@ -127,13 +129,19 @@ def test_rejection_sampling_decides_without_the_judge(tmp_path, tiny_responder_e
             {"id": "sub", "question": "What is 10 - 4?", "answer": "6", "oracle": "math"},
             {"id": "mc", "question": "Which is a fruit? (A) stone (B) apple", "answer": "B", "oracle": "choice"},
         ])
-        run_judge(_args(tmp_path, prompts, judge.base_url, responders, oracle_field="oracle"))
+        # a generous math time-out: a time-out counts as wrong, and this box is shared
+        run_judge(_args(tmp_path, prompts, judge.base_url, responders, oracle_field="oracle",
+                        oracle_options={"math": {"timeout": 60}}))
         assert judge.requests_seen == 0
 
     stats = json.loads((tmp_path / "out" / "judge_stats.json").read_text())
     rows = _read(tmp_path / "out" / "pairs.jsonl")
     assert stats["prompts_verified"] == 3 and stats["pairs_judged"] == 0 and stats["judge_requests"] == 0
-    assert len(rows) == stats["pairs_kept"] == 6  # each prompt: solver (right) vs 2 tiny samples (wrong)
+    records = _read(tmp_path / "out" / "shard-00000-of-00001.jsonl")
+    assert all(r["correct"] for rec in records for r in rec["responses"] if r["responder"] == "solver")
+    # each prompt: the solver (right) against each of the tiny model's 2 samples the oracle finds wrong
+    wrong = sum(not r["correct"] for rec in records for r in rec["responses"] if r["responder"] == "tiny")
+    assert len(rows) == stats["pairs_kept"] == wrong > 0
     for row in rows:
         assert row["decided_by"] == "oracle" and row["judge_model"] is None and row["rubric_version"] is None
         assert row["chosen_responder"] == "solver" and row["verdicts"] == ["correct", "incorrect"]
@@ -151,3 +159,30 @@ def test_pairing_strategies_and_length_balance_in_a_run(tmp_path, tiny_responder
     assert all(len(r["pairs"]) == 3 and len(r["selected"]) <= 1 for r in records)  # all 3 pairs of 3 responses
     # shorter always wins, so balancing keeps as many chosen-longer rows (none) as chosen-shorter ones
     assert stats["pairs_kept"] == 0 and stats["dropped_for_length_balance"] == sum(len(r["selected"]) for r in records)
+
+
+class DyingJudge(RuleJudgeServer):
+    """Answers `alive_for` requests, then 503 for good: an API that went down mid-run."""
+
+    alive_for = 10
+
+    def answer(self, body):
+        if self.requests_seen >= self.alive_for:
+            raise ServerError(503, "the API is down")
+        return super().answer(body)
+
+
+def test_a_run_whose_judge_api_died_resumes_where_it_stopped(tmp_path, tiny_responder_env):
+    prompts = write_prompts(tmp_path / "prompts.jsonl", [{"id": f"q{i}", "question": f"Say {i}."} for i in range(4)])
+    responders = tiny_responders(tiny_responder_env.base_url)
+    with RuleJudgeServer(shorter_wins) as judge:
+        run_judge(_args(tmp_path, prompts, judge.base_url, responders, out="reference", prompts_per_batch=2))
+    with DyingJudge(shorter_wins) as judge:
+        with pytest.raises(RequestFailed, match="503"):
+            run_judge(_args(tmp_path, prompts, judge.base_url, responders, out="died", prompts_per_batch=2))
+    shard = tmp_path / "died" / "shard-00000-of-00001.jsonl"
+    assert 0 < len(_read(shard)) < 4 and not (tmp_path / "died" / "pairs.jsonl").exists()
+    with RuleJudgeServer(shorter_wins) as judge:  # back up (at another address: not part of the settings)
+        run_judge(_args(tmp_path, prompts, judge.base_url, responders, out="died", prompts_per_batch=2))
+    for name in ("shard-00000-of-00001.jsonl", "pairs.jsonl", "judge_stats.json"):
+        assert (tmp_path / "died" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
