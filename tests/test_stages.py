@@ -33,7 +33,8 @@ def chain(tmp_path_factory):
     run_stage("run_pretrain.py", "recipes/tiny/midtrain.yaml", "--model_name_or_path", root / "pretrain",
               "--dataset_mixture", mixture, "--output_dir", root / "midtrain", "--max_steps", "8", "--max_length", "512", "--logging_steps", "1")
     run_stage("run_sft.py", *SFT_RECIPE, "--model_name_or_path", root / "midtrain", "--output_dir", root / "sft", "--max_steps", "40", "--logging_steps", "4")
-    run_stage("run_dpo.py", "recipes/tiny/dpo_judge.yaml", "--model_name_or_path", root / "sft",
+    run_stage("run_dpo.py", "recipes/tiny/dpo_judge.yaml", "--dataset_name", "data/tiny/dpo_pairs.jsonl",
+              "--model_name_or_path", root / "sft",
               "--output_dir", root / "dpo", "--max_steps", "8", "--learning_rate", "5e-4", "--logging_steps", "1",
               "--dataset_max_rows", "16")  # 16 pairs, batch 8: each pair seen 4 times
     return root
