@@ -97,3 +97,16 @@ def test_prompt_rows_and_builtin_rai_set():
         read_prompt_rows([rows[0], rows[0]], "mem")
     rai = builtin_rai_prompts()
     assert len(rai) >= 10 and all(p.category == "rai" and not p.verifiable for p in rai)
+
+
+@pytest.mark.parametrize("responders, message", [
+    ({"a": {"model": "x", "temprature": 1}, "b": {"model": "y"}}, r"responders\.a: unknown key 'temprature' \(did you mean 'temperature'\?\)"),
+    ({"a": {"model": "x", "samples": "two"}, "b": {"model": "y"}}, r"responders\.a: key 'samples' expects int"),
+    ({"a": {"model": "x", "backend": "tgi"}, "b": {"model": "y"}}, r"responders\.a: backend 'tgi'"),
+    ({"a": {"model": "x"}}, "at least two responders"),
+])
+def test_bad_responders_fail_naming_the_responder_and_key(responders, message):
+    from phi4_recipes.judge.responders import parse_responders
+
+    with pytest.raises(RecipeError, match=message):
+        parse_responders(responders, "judge.yaml")
