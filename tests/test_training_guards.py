@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from phi4_recipes.schema import RecipeError, looks_local
+from phi4_recipes.io import RecipeError, looks_local
 from phi4_recipes.training import newest_complete_checkpoint, require_inputs, resolve_resume
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,9 +16,9 @@ from trl import DPOConfig
 from . import io
 from .data.sources import fingerprint, first_rows, load_train_split
 from .hub import HubPushError, push_checkpoint, write_model_card
+from .io import require_local_input
 from .manifest import read_manifest, write_manifest
 from .model_loading import configure_generation
-from .schema import require_local_input
 from .tokenizer import (
     EOS_TOKEN,
     load_chat_template,

@@ -1,18 +1,194 @@
 """Every script's options, and the one parser that reads them (``parse_recipe``).
 
-One module per script family (training, pts, eval, curate); each dataclass subclasses TRL's where it
-extends it, and declares every knob once, with its help text. The non-training families load on first
-use, so a training script does not import curation or evaluation code just to read its recipe.
+    script.py recipe.yaml [--key value ...]
+    script.py --config recipe.yaml [--key value ...]
+
+TRL's ``TrlParser`` does the parsing (so ``--help`` lists every option with its help text, and ``env:`` in a
+recipe sets environment variables); on top of it, every recipe key is checked against the dataclasses
+before any model or dataset is touched: an unknown key, or a value of the wrong type, fails naming the
+key, the file and the closest known key. Abbreviated options (``--learning_rat``) are refused.
+
+This module holds the parser and the training scripts' options (run_pretrain, run_sft, run_dpo). The other
+script families (pts, eval, curate, judge, synth, pipeline) have a submodule each and load on first use,
+so a training script does not import curation or evaluation code just to read its recipe.
+
+The SFT and DPO recipes hold only keys TRL knows, so `trl sft|dpo --config recipe.yaml` runs them too: data
+as TRL's `dataset_name` or `datasets:` mixture (DatasetMixtureConfig), Liger as transformers'
+`use_liger_kernel`, the stage implied by the script. The keys below that TRL does not know (mixture,
+tokenizer, config overrides) are for pretraining and midtraining, which only our run_pretrain.py runs.
 """
 
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
 from importlib import import_module
+from pathlib import Path
+from typing import Any, Literal, get_args
 
-from trl import DPOConfig, ModelConfig, SFTConfig
+import yaml
+from trl import DatasetMixtureConfig, DPOConfig, ModelConfig, SFTConfig, TrlParser
+from trl import ScriptArguments as TrlScriptArguments
 
-from phi4_recipes.schema import RecipeError
+from phi4_recipes.io import RecipeError, check_keys, closest_hint, field_types, type_name, value_matches
 
-from .parser import check_recipe_keys, load_recipe_yaml, normalise_argv, parse_recipe, split_cli_overrides
-from .training import STAGES, ScriptArguments, Stage
+# -- Options of the training scripts, beside TRL's own SFTConfig / DPOConfig / ModelConfig ---------------
+
+Stage = Literal["pretrain", "midtrain", "sft", "dpo_pts", "dpo_judge"]
+STAGES: tuple[str, ...] = get_args(Stage)
+
+
+@dataclass
+class ScriptArguments(TrlScriptArguments, DatasetMixtureConfig):
+    """Options shared by run_pretrain / run_sft / run_dpo, beside TRL's dataset_* and `datasets:` fields."""
+
+    stage: Stage | None = field(
+        default=None,
+        metadata={"help": "Recipe stage (names the checkpoint in its card and manifest). Default: sft for run_sft, "
+                  "dpo_pts for run_dpo, the mixture phase for run_pretrain; set it for dpo_judge."})
+    dataset_mixture: str | None = field(
+        default=None, metadata={"help": "YAML file of a token-budgeted data mixture (pretrain and midtrain)."}
+    )
+    mixture_phase: str | None = field(
+        default=None, metadata={"help": "Phase of the mixture to build, e.g. pretrain or midtrain."}
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "'phi4' (cl100k + Phi-4 specials), 'tiny' (built-in tiny BPE), a folder or a Hub id. "
+                  "Defaults to the model's own tokenizer."},
+    )
+    chat_template: str | None = field(
+        default=None,
+        metadata={"help": "Unset: the tokenizer's own chat template (a Llama/Qwen/SmolLM model keeps its own). "
+                  "'phi4': Phi-4's ChatML template, adding <|im_start|>/<|im_sep|>/<|im_end|> to a tokenizer "
+                  "that lacks them (the model's embeddings grow to match)."},
+    )
+    model_config_overrides: dict[str, Any] | None = field(
+        default=None,
+        metadata={"help": "Config fields to change when loading, e.g. {rope_theta: 250000, "
+                  "max_position_embeddings: 16384} for midtraining."},
+    )
+    use_liger: bool | None = field(
+        default=None,
+        metadata={"help": "Deprecated: use `use_liger_kernel` (transformers' key, which our scripts hand to "
+                  "Phi4ForCausalLM's own Liger kernels)."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace a finished run in output_dir (otherwise refused unless resuming)."})
+    dataset_max_rows: int | None = field(
+        default=None, metadata={"help": "Keep only the first N rows of the training set (quick runs)."}
+    )
+
+    def __post_init__(self):
+        DatasetMixtureConfig.__post_init__(self)  # `datasets:` entries -> DatasetConfig
+        if self.stage is None and self.mixture_phase in STAGES:
+            self.stage = self.mixture_phase
+
+    def resolve_stage(self, default: str) -> str:
+        """The recipe's stage, or the script's own when the recipe leaves it out (as TRL-runnable recipes do)."""
+        if self.stage is None:
+            self.stage = default
+        return self.stage
+
+
+# -- The recipe parser -----------------------------------------------------------------------------------
+
+# TrlParser reads this top-level key itself (environment variables to set before the run).
+_PARSER_KEYS = {"env"}
+
+
+def normalise_argv(argv: list[str]) -> list[str]:
+    """`recipe.yaml --k v` -> `--config recipe.yaml --k v`; `--config=x` -> `--config x`."""
+    argv = list(argv)
+    if argv and not argv[0].startswith("-") and argv[0].endswith((".yaml", ".yml")):
+        argv = ["--config", *argv]
+    out = []
+    for arg in argv:
+        if arg.startswith("--config="):
+            out += ["--config", arg.split("=", 1)[1]]
+        else:
+            out.append(arg)
+    return out
+
+
+def config_path_of(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "--config":
+            return argv[i + 1]
+    return None
+
+
+def load_recipe_yaml(path: str | Path) -> dict[str, Any]:
+    """A recipe file as a mapping; a missing file, bad YAML or a non-mapping is an error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of option: value, got {type(data).__name__}")
+    return data
+
+
+def check_recipe(path: str | Path, dataclass_types: tuple[type, ...]) -> None:
+    """Fail on a YAML key no dataclass declares, or a value of the wrong type, naming key and file."""
+    types_by_key: dict[str, Any] = {}
+    for dataclass_type in reversed(dataclass_types):  # the first dataclass declaring a key wins, as in TrlParser
+        types_by_key.update(field_types(dataclass_type))
+    recipe = load_recipe_yaml(path)
+    check_keys(recipe, set(types_by_key) | _PARSER_KEYS, str(path))
+    for key, value in recipe.items():
+        if key in types_by_key and not value_matches(value, types_by_key[key]):
+            raise RecipeError(f"{path}: key '{key}' expects {type_name(types_by_key[key])}, got {value!r}")
+
+
+def check_cli_options(argv: list[str], dataclass_types: tuple[type, ...]) -> None:
+    """An unknown ``--option`` fails naming it and the closest option (argparse would only list them all)."""
+    known = {name for dataclass_type in dataclass_types for name in field_types(dataclass_type)} | {"config", "help"}
+    for arg in argv:
+        if arg.startswith("--"):
+            key = arg[2:].split("=", 1)[0].replace("-", "_")
+            if key not in known and not (key.startswith("no_") and key[3:] in known):  # argparse's --no_<flag>
+                raise RecipeError(f"command line: unknown option '--{key}'{closest_hint(key, known)}")
+
+
+def parse_recipe(*dataclass_types: type, argv: list[str] | None = None) -> tuple:
+    """Parse ``[recipe.yaml | --config recipe.yaml] [--key value ...]`` into one instance per dataclass.
+
+    Command-line values override the recipe. Each instance gets ``recipe_path`` (the YAML file or None).
+
+    Raises:
+        RecipeError: an unknown key, a wrong type, or a dataclass check failed; the message names the file.
+        SystemExit: argparse's own refusal of an unknown or abbreviated command-line option.
+    """
+    argv = normalise_argv(sys.argv[1:] if argv is None else argv)
+    config_path = config_path_of(argv)
+    if config_path is not None:
+        check_recipe(config_path, dataclass_types)
+    check_cli_options(argv, dataclass_types)
+    overridden = len(argv) > (2 if config_path else 0)
+    where = (f"{config_path} (with command-line overrides)" if overridden else config_path) if config_path \
+        else "command line"
+    parser = TrlParser(dataclass_types)
+    parser.allow_abbrev = False
+    try:
+        parsed = parser.parse_args_and_config(args=argv)
+    except RecipeError as err:
+        # A dataclass's __post_init__ ran before the path was known; say which file held the bad value.
+        message = str(err)
+        message = message.replace("command line", where, 1) if "command line" in message else f"{where}: {message}"
+        raise RecipeError(message) from err
+    except (TypeError, ValueError) as err:
+        raise RecipeError(f"{where}: {err}") from err
+    cli_keys = {arg[2:].split("=", 1)[0].replace("-", "_") for arg in argv if arg.startswith("--")}
+    for instance in parsed:
+        instance.recipe_path = config_path
+        # A dataset named on the command line replaces the recipe's TRL `datasets:` mixture (overrides win).
+        if "dataset_name" in cli_keys and "datasets" not in cli_keys and getattr(instance, "datasets", None):
+            instance.datasets = []
+    return tuple(parsed)
+
 
 # name -> submodule, imported when the name is first asked for
 _LAZY = {
@@ -40,10 +216,10 @@ __all__ = [
     "SFTConfig",
     "ScriptArguments",
     "Stage",
-    "check_recipe_keys",
     "load_recipe_yaml",
+    "check_recipe",
+    "check_cli_options",
     "normalise_argv",
     "parse_recipe",
-    "split_cli_overrides",
     *_LAZY,
 ]

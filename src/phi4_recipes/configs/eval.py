@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-from phi4_recipes.schema import RecipeError
+from phi4_recipes.io import RecipeError
 
 EvalBackend = Literal["hf", "vllm"]
 EVAL_BACKENDS: tuple[str, ...] = get_args(EvalBackend)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from phi4_recipes.generation import BACKENDS
+from phi4_recipes.io import RecipeError
 from phi4_recipes.pts import PTSConfig
-from phi4_recipes.schema import RecipeError
 from phi4_recipes.verify import ORACLE_KINDS
 
 REQUIRED_KEYS = ("model_name_or_path", "dataset_name", "output_dir")

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from phi4_recipes.generation import BACKENDS
-from phi4_recipes.schema import RecipeError, from_mapping
+from phi4_recipes.io import RecipeError, from_mapping
 
 
 @dataclass

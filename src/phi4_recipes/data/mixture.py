@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 from datasets import Dataset, concatenate_datasets
 
-from phi4_recipes.schema import RecipeError, from_mapping
+from phi4_recipes.io import RecipeError, from_mapping
 
 from .sources import fingerprint, load_source, require_columns
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from phi4_recipes.evaluation.results import SCHEMA, read_results
-from phi4_recipes.resources import resource_path
+from phi4_recipes.io import resource_path
 
 REFERENCE_FILE = resource_path("phi4_report.yaml")
 

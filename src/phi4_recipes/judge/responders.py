@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phi4_recipes.generation import BACKENDS, SamplingParams, build_generator
-from phi4_recipes.io import stable_hash
-from phi4_recipes.schema import RecipeError, from_mapping
+from phi4_recipes.io import RecipeError, from_mapping, stable_hash
 
 _STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from phi4_recipes.io import JsonlAppender, read_complete_jsonl, stable_hash
-from phi4_recipes.schema import RecipeError
+from phi4_recipes.io import JsonlAppender, RecipeError, read_complete_jsonl, stable_hash
 
 SETTINGS_FILE = "settings.json"
 
