@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from phi4_recipes.model import Phi4Config, Phi4ForCausalLM
-from phi4_recipes.model.liger import is_liger_available
+from phi4_recipes.model.modeling_phi4 import is_liger_available
 
 pytestmark = pytest.mark.skipif(
     not (torch.cuda.is_available() and is_liger_available()), reason="needs a CUDA device and liger-kernel"

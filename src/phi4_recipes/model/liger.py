@@ -1,25 +1,11 @@
 """Liger Triton kernels for Phi-4, used only where they can run.
 
-Each module asks `active(use_liger, tensor)` at forward time rather than at construction, because a model
-is usually built on the CPU (or the meta device) and moved to the GPU afterwards.
+modeling_phi4.liger_active(use_liger, tensor) decides at forward time; this module is imported only then.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-
 import torch
-
-
-@functools.cache
-def is_liger_available() -> bool:
-    return importlib.util.find_spec("liger_kernel") is not None and importlib.util.find_spec("triton") is not None
-
-
-def active(use_liger: bool, tensor: torch.Tensor) -> bool:
-    """True when Liger should run for `tensor`: enabled in the config, on CUDA, and installed."""
-    return use_liger and tensor.is_cuda and is_liger_available()
 
 
 def rms_norm(hidden_states: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:

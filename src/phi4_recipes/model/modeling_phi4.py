@@ -12,6 +12,8 @@ without materialising the B x T x V logits); everywhere else the same modules ru
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from collections.abc import Callable
 
 import torch
@@ -24,10 +26,31 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel, slice_logits_to_keep
 
-from . import liger
 from .configuration_phi4 import Phi4Config
 
 MAX_SHARD_SIZE = "5GB"
+
+
+
+@functools.cache
+def is_liger_available() -> bool:
+    return importlib.util.find_spec("liger_kernel") is not None and importlib.util.find_spec("triton") is not None
+
+
+def liger_active(use_liger: bool, tensor: torch.Tensor) -> bool:
+    """True when Liger should run for `tensor`: enabled in the config, on CUDA, and installed.
+
+    Asked at forward time rather than at construction, because a model is usually built on the CPU (or the
+    meta device) and moved to the GPU afterwards.
+    """
+    return use_liger and tensor.is_cuda and is_liger_available()
+
+
+def liger_kernels():
+    """The Liger wrappers (`model/liger.py`), imported only where they run, so a CPU run never loads them."""
+    from . import liger
+
+    return liger
 
 
 class Phi4RMSNorm(nn.Module):
@@ -40,8 +63,8 @@ class Phi4RMSNorm(nn.Module):
         self.use_liger = use_liger
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if liger.active(self.use_liger, hidden_states):
-            return liger.rms_norm(hidden_states, self.weight, self.variance_epsilon)
+        if liger_active(self.use_liger, hidden_states):
+            return liger_kernels().rms_norm(hidden_states, self.weight, self.variance_epsilon)
         input_dtype = hidden_states.dtype
         hidden_states = hidden_states.to(torch.float32)
         variance = hidden_states.pow(2).mean(-1, keepdim=True)
@@ -76,8 +99,8 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 def apply_rotary_pos_emb(q, k, cos, sin, use_liger: bool):
     """q: (B, Nq, T, D), k: (B, Nkv, T, D), cos/sin: (B, T, D)."""
-    if liger.active(use_liger, q):
-        return liger.rotary_pos_emb(q, k, cos, sin)
+    if liger_active(use_liger, q):
+        return liger_kernels().rotary_pos_emb(q, k, cos, sin)
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
     return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
 
@@ -164,8 +187,8 @@ class Phi4MLP(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up_proj(hidden_states).chunk(2, dim=-1)
-        if liger.active(self.use_liger, hidden_states):
-            return self.down_proj(liger.silu_mul(gate, up))
+        if liger_active(self.use_liger, hidden_states):
+            return self.down_proj(liger_kernels().silu_mul(gate, up))
         return self.down_proj(up * nn.functional.silu(gate))
 
 
@@ -315,9 +338,9 @@ class Phi4ForCausalLM(Phi4PreTrainedModel, GenerationMixin):
         )
         hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
         num_items_in_batch = kwargs.get("num_items_in_batch")
-        if labels is not None and self.training and liger.active(self.config.use_liger, hidden_states):
+        if labels is not None and self.training and liger_active(self.config.use_liger, hidden_states):
             # Training on GPU: the fused kernel computes the loss chunk by chunk; logits are never built.
-            loss = liger.fused_linear_cross_entropy(
+            loss = liger_kernels().fused_linear_cross_entropy(
                 hidden_states, self.lm_head.weight, labels, self.config.hidden_size, num_items_in_batch
             )
             return CausalLMOutputWithPast(loss=loss, logits=None, cache=outputs.cache)
@@ -327,3 +350,8 @@ class Phi4ForCausalLM(Phi4PreTrainedModel, GenerationMixin):
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
         return CausalLMOutputWithPast(loss=loss, logits=logits, cache=outputs.cache)
+
+
+def count_parameters(model) -> int:
+    """Number of parameters, counting meta-device tensors too (for sizing presets without memory)."""
+    return sum(p.numel() for p in model.parameters())
