@@ -53,7 +53,9 @@ def test_kill9_then_rerun_gives_byte_identical_shards(tmp_path, server, monkeypa
         deadline = time.monotonic() + 120
         while _lines(shard) < 3 and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert process.poll() is None, "the run finished before it could be killed"
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended (rc {process.returncode}) before it could be killed: "
+                                 f"{process.stderr.read().decode()[-3000:]}")
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         killed_at = _lines(shard)
