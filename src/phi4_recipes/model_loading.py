@@ -1,7 +1,10 @@
 """Tokenizer and model loading shared by the stage scripts.
 
 A model source is a preset name (fresh weights), a local folder or a Hub id; the loading code is the same
-for the last two (`from_pretrained`), tests use local folders.
+for the last two (`from_pretrained`), tests use local folders. Phi-3/Phi-4 checkpoints load as our
+Phi4ForCausalLM (its own Liger kernels); any other causal LM (Llama, Qwen, Mistral, SmolLM) loads with
+AutoModelForCausalLM in its own layout, with its own tokenizer and chat template unless the recipe says
+`chat_template: phi4`, and Liger through `liger_kernel.transformers` where Liger supports the architecture.
 """
 
 from __future__ import annotations
@@ -11,10 +14,28 @@ import logging
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from .model import PRESETS, Phi4Config, Phi4ForCausalLM
-from .tokenizer import build_phi4_tokenizer, load_chat_template, train_tiny_tokenizer
+from .tokenizer import (
+    build_phi4_tokenizer,
+    end_of_turn_ids,
+    end_of_turn_token,
+    has_phi4_chat_tokens,
+    load_chat_template,
+    train_tiny_tokenizer,
+    use_phi4_chat_template,
+)
+
+# Checkpoints in the Phi-3 layout (microsoft/phi-4 ships model_type "phi3"), which Phi4ForCausalLM loads.
+PHI_MODEL_TYPES = ("phi3", "phi4")
+CHAT_TEMPLATES = ("phi4",)
 
 logger = logging.getLogger(__name__)
 
@@ -31,15 +52,40 @@ def tiny_tokenizer() -> PreTrainedTokenizerBase:
     return train_tiny_tokenizer(tokenizer_corpus(), vocab_size=PRESETS["tiny"]["vocab_size"])
 
 
-def get_tokenizer(tokenizer_name_or_path: str | None, model_name_or_path: str) -> PreTrainedTokenizerBase:
+def model_type(name_or_path: str, revision: str | None = None) -> str:
+    """The `model_type` of a preset ("phi3", our layout), a folder or a Hub id (read from its config)."""
+    if is_preset(name_or_path):
+        return Phi4Config.model_type
+    require_checkpoint_folder(name_or_path, ("config.json",), "model")
+    return AutoConfig.from_pretrained(name_or_path, revision=revision).model_type
+
+
+def is_phi_model(name_or_path: str, revision: str | None = None) -> bool:
+    return model_type(name_or_path, revision) in PHI_MODEL_TYPES
+
+
+def get_tokenizer(tokenizer_name_or_path: str | None, model_name_or_path: str,
+                  chat_template: str | None = None) -> PreTrainedTokenizerBase:
+    """The run's tokenizer, with its own chat template; `chat_template="phi4"` swaps in Phi-4's (adding the
+    ChatML specials a non-Phi tokenizer lacks). A tokenizer without a template gets Phi-4's only when it has
+    Phi-4's chat tokens; any other fails here rather than rendering conversations as plain text."""
+    if chat_template not in (None, *CHAT_TEMPLATES):
+        raise ValueError(f"chat_template {chat_template!r}: expected one of {list(CHAT_TEMPLATES)} or unset "
+                         "(the tokenizer's own)")
     name = tokenizer_name_or_path or model_name_or_path
     if name == "tiny":
-        return tiny_tokenizer()
-    if name == "phi4" or is_preset(name):
-        return build_phi4_tokenizer()
-    require_checkpoint_folder(name, ("tokenizer.json", "tokenizer_config.json"), "tokenizer")
-    tokenizer = AutoTokenizer.from_pretrained(name)
-    if tokenizer.chat_template is None:
+        tokenizer = tiny_tokenizer()
+    elif name == "phi4" or is_preset(name):
+        tokenizer = build_phi4_tokenizer()
+    else:
+        require_checkpoint_folder(name, ("tokenizer.json", "tokenizer_config.json"), "tokenizer")
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    if chat_template == "phi4":
+        use_phi4_chat_template(tokenizer)
+    elif tokenizer.chat_template is None:
+        if not has_phi4_chat_tokens(tokenizer):
+            raise ValueError(f"tokenizer {name} has no chat template and no Phi-4 chat tokens: set "
+                             "`chat_template: phi4` in the recipe (adds them) or use a tokenizer with a template")
         tokenizer.chat_template = load_chat_template()
     return tokenizer
 
@@ -62,23 +108,24 @@ def _config_overrides(overrides: dict | None) -> dict:
 
 
 def get_model(model_args, tokenizer, *, use_liger: bool = True, config_overrides: dict | None = None,
-              gradient_checkpointing: bool = False) -> Phi4ForCausalLM:
-    """A Phi4ForCausalLM from a preset (fresh init, seeded by the caller) or from a checkpoint."""
+              gradient_checkpointing: bool = False) -> PreTrainedModel:
+    """A Phi4ForCausalLM from a preset (fresh init, seeded by the caller) or a Phi-3/Phi-4 checkpoint; any other
+    causal LM checkpoint with AutoModelForCausalLM, in its own architecture."""
     name = model_args.model_name_or_path
     if not name:
         raise ValueError("model_name_or_path is required (a preset, a folder or a Hub id)")
     dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
-    overrides = {**_config_overrides(config_overrides), "use_liger": use_liger}
+    overrides = _config_overrides(config_overrides)
     if is_preset(name):
-        config = Phi4Config.from_preset(name, **overrides)
+        config = Phi4Config.from_preset(name, **overrides, use_liger=use_liger)
         if model_args.attn_implementation:
             config._attn_implementation = model_args.attn_implementation
         model = Phi4ForCausalLM(config)
         if dtype not in (None, "auto"):
             model = model.to(dtype)
-    else:
-        require_checkpoint_folder(name, ("config.json",), "model")
-        config = Phi4Config.from_pretrained(name, revision=model_args.model_revision, **overrides)
+    elif is_phi_model(name, model_args.model_revision):
+        config = Phi4Config.from_pretrained(name, revision=model_args.model_revision, **overrides,
+                                            use_liger=use_liger)
         model = Phi4ForCausalLM.from_pretrained(
             name,
             config=config,
@@ -86,6 +133,20 @@ def get_model(model_args, tokenizer, *, use_liger: bool = True, config_overrides
             dtype=dtype if dtype is not None else "auto",
             attn_implementation=model_args.attn_implementation,
         )
+    else:
+        config = AutoConfig.from_pretrained(name, revision=model_args.model_revision, **overrides)
+        model = AutoModelForCausalLM.from_pretrained(
+            name,
+            config=config,
+            revision=model_args.model_revision,
+            dtype=dtype if dtype is not None else "auto",
+            attn_implementation=model_args.attn_implementation,
+        )
+        if len(tokenizer) > model.config.vocab_size:  # `chat_template: phi4` added the ChatML specials
+            logger.info("growing %s's embeddings from %d to %d for the added chat tokens", name,
+                        model.config.vocab_size, len(tokenizer))
+            model.resize_token_embeddings(len(tokenizer))
+        apply_liger(model, use_liger)
     if len(tokenizer) > model.config.vocab_size:
         raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the model only {model.config.vocab_size}")
     configure_generation(model, tokenizer)
@@ -94,7 +155,40 @@ def get_model(model_args, tokenizer, *, use_liger: bool = True, config_overrides
     return model
 
 
-def load_training_model(model_args, tokenizer, script_args, training_args) -> Phi4ForCausalLM:
+def liger_supported_model_types() -> frozenset[str]:
+    """Architectures `liger_kernel.transformers` can patch (empty when Liger is not installed)."""
+    try:
+        from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN
+    except ImportError:
+        return frozenset()
+    return frozenset(MODEL_TYPE_TO_APPLY_LIGER_FN)
+
+
+def liger_choice(model_type_name: str, *, use_liger: bool, cuda: bool, supported: frozenset[str]) -> tuple[bool, str]:
+    """Whether to patch a non-Phi model with Liger, and why (logged): only on CUDA, for a supported type."""
+    if not use_liger:
+        return False, "off in the recipe"
+    if not cuda:
+        return False, "no CUDA device (Liger's Triton kernels are GPU only); the plain transformers path runs"
+    if model_type_name not in supported:
+        return False, (f"liger_kernel.transformers does not support model_type {model_type_name!r}" if supported
+                       else "liger-kernel is not installed (extra `gpu`)")
+    return True, f"liger_kernel.transformers patches {model_type_name}"
+
+
+def apply_liger(model, use_liger: bool) -> bool:
+    """Patch `model` in place with Liger's kernels for its architecture when `liger_choice` allows it."""
+    use, reason = liger_choice(model.config.model_type, use_liger=use_liger, cuda=torch.cuda.is_available(),
+                               supported=liger_supported_model_types() if use_liger else frozenset())
+    logger.info("Liger for %s: %s", model.config.model_type, reason)
+    if use:
+        from liger_kernel.transformers import _apply_liger_kernel_to_instance
+
+        _apply_liger_kernel_to_instance(model=model)
+    return use
+
+
+def load_training_model(model_args, tokenizer, script_args, training_args) -> PreTrainedModel:
     """`get_model` with a training recipe's loading options (Liger, config overrides, checkpointing)."""
     return get_model(model_args, tokenizer, use_liger=script_args.use_liger,
                      config_overrides=script_args.model_config_overrides,
@@ -102,8 +196,12 @@ def load_training_model(model_args, tokenizer, script_args, training_args) -> Ph
 
 
 def configure_generation(model, tokenizer) -> None:
-    """Generation stops at `<|im_end|>` (end of an assistant turn) or `<|endoftext|>`; pad is its own token."""
-    stop_ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
+    """Generation stops at the chat template's end-of-turn token (`<|im_end|>` for Phi-4, `<|eot_id|>` for
+    Llama 3, ...) or the tokenizer's eos; the end-of-turn token comes first, as the model's eos."""
+    end_of_turn = tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer))
+    stop_ids = [end_of_turn, *(i for i in end_of_turn_ids(tokenizer) if i != end_of_turn)]
+    if "<|endoftext|>" in tokenizer.get_vocab():  # Phi-4's document separator also ends a reply
+        stop_ids += [i for i in [tokenizer.convert_tokens_to_ids("<|endoftext|>")] if i not in stop_ids]
     model.generation_config.eos_token_id = stop_ids
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id

@@ -34,7 +34,8 @@ def main(script_args, training_args, model_args):
 
     raw, inputs = load_training_data(script_args)
     name = script_args.dataset_name or inputs[0]["source"]
-    tokenizer = get_tokenizer(script_args.tokenizer_name_or_path, model_args.model_name_or_path)
+    tokenizer = get_tokenizer(script_args.tokenizer_name_or_path, model_args.model_name_or_path,
+                              script_args.chat_template)
     pairs = prepare_preference_pairs(raw, tokenizer, training_args.max_length, name)
     logger.info("DPO pairs: %d kept, %d dropped for exceeding max_length=%s, %d with exact ids from the data",
                 pairs.kept, pairs.dropped_too_long, training_args.max_length, pairs.exact_ids)

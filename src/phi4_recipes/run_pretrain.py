@@ -15,7 +15,7 @@ from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
 from phi4_recipes.data.mixture import MixtureBuilder, load_mixture
 from phi4_recipes.data.sources import first_rows
 from phi4_recipes.io import get_logger
-from phi4_recipes.model_loading import get_tokenizer, load_training_model
+from phi4_recipes.model_loading import PHI_MODEL_TYPES, get_tokenizer, load_training_model, model_type
 from phi4_recipes.training import finish, start_run
 
 logger = get_logger(__name__)
@@ -26,6 +26,11 @@ def main(script_args, training_args, model_args):
     if not script_args.dataset_mixture or not script_args.mixture_phase:
         raise ValueError("pretraining needs dataset_mixture (a mixture YAML) and mixture_phase")
 
+    kind = model_type(model_args.model_name_or_path, model_args.model_revision)
+    if kind not in PHI_MODEL_TYPES:
+        raise ValueError(f"model_name_or_path {model_args.model_name_or_path} is a {kind} model: pretraining "
+                         "and midtraining are Phi-4 specific (a preset or a Phi-3/Phi-4 checkpoint); post-train "
+                         "other models with run_sft.py, run_pts.py and run_dpo.py")
     tokenizer = get_tokenizer(script_args.tokenizer_name_or_path, model_args.model_name_or_path)
     builder = MixtureBuilder(load_mixture(script_args.dataset_mixture), tokenizer, seed=training_args.seed)
     plan = builder.plan(script_args.mixture_phase)

@@ -9,9 +9,11 @@ from __future__ import annotations
 from trl import SFTConfig, SFTTrainer, get_peft_config
 
 from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
+from phi4_recipes.data.assistant_masks import needs_template_diff_masks, tokenize_with_assistant_masks
 from phi4_recipes.data.sources import require_chat_messages, require_columns
 from phi4_recipes.io import get_logger
 from phi4_recipes.model_loading import get_tokenizer, load_training_model
+from phi4_recipes.tokenizer import end_of_turn_token
 from phi4_recipes.training import (
     check_lora_targets,
     finish,
@@ -32,8 +34,13 @@ def main(script_args, training_args, model_args):
     require_chat_messages(dataset, name)
     dataset = dataset.select_columns(["messages"])
 
-    tokenizer = get_tokenizer(script_args.tokenizer_name_or_path, model_args.model_name_or_path)
+    tokenizer = get_tokenizer(script_args.tokenizer_name_or_path, model_args.model_name_or_path,
+                              script_args.chat_template)
     use_training_chat_template(tokenizer, training_args)  # {% generation %} markers for assistant_only_loss
+    if needs_template_diff_masks(tokenizer, training_args):  # the model's own template has no such markers
+        end_of_turn = tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer))
+        dataset = tokenize_with_assistant_masks(dataset, tokenizer, end_of_turn, name)
+        training_args.assistant_only_loss = False  # the masks travel as `assistant_masks`; TRL builds labels
     model = load_training_model(model_args, tokenizer, script_args, training_args)
     check_lora_targets(model, model_args)
 

@@ -215,11 +215,16 @@ def build_phi4_tokenizer(model_max_length: int = 16_384) -> PreTrainedTokenizerF
 def train_tiny_tokenizer(
     texts: Iterable[str], vocab_size: int = 2048, model_max_length: int = 1024
 ) -> PreTrainedTokenizerFast:
-    """Train a small byte-level BPE with Phi-4's pre-tokenizer, specials (ids 0-8) and chat template."""
+    """Train a small byte-level BPE with Phi-4's pre-tokenizer, specials (ids 0-8) and chat template.
+
+    Numbers are split into single digits first (cl100k groups up to three), so a tiny model adds column by
+    column and a carry is one token: the arithmetic a 10M-parameter model can learn (issue 19).
+    """
     if vocab_size < 256 + len(TINY_SPECIAL_TOKENS):
         raise ValueError(f"vocab_size={vocab_size} cannot hold the 256 bytes and {len(TINY_SPECIAL_TOKENS)} specials")
     tokenizer = Tokenizer(models.BPE(ignore_merges=True))
-    tokenizer.pre_tokenizer = _byte_level_pre_tokenizer()
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), _byte_level_pre_tokenizer()])
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -229,3 +234,49 @@ def train_tiny_tokenizer(
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
     return _wrap(tokenizer, model_max_length)
+
+
+# A probe text no tokenizer merges with the template's own markup around it.
+_TURN_PROBE = "PROBE-5f3a"
+PHI4_CHAT_TOKENS = ("<|im_start|>", "<|im_sep|>", "<|im_end|>")
+
+
+def end_of_turn_token(tokenizer) -> str:
+    """The token the chat template closes an assistant turn with: `<|im_end|>` for Phi-4 and ChatML, `<|eot_id|>`
+    for Llama 3, `</s>` for Mistral. Found by rendering one assistant turn and reading the first special token
+    after its content; the tokenizer's eos when the template shows none (or there is no template)."""
+    if tokenizer.chat_template:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _TURN_PROBE}], tokenize=False)
+        tail = text[text.rfind(_TURN_PROBE) + len(_TURN_PROBE):] if _TURN_PROBE in text else ""
+        special = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
+        for token_id in tokenizer(tail, add_special_tokens=False)["input_ids"]:
+            if token_id in special:
+                return tokenizer.convert_ids_to_tokens(token_id)
+    if tokenizer.eos_token is None:
+        raise ValueError("the tokenizer has neither a chat template that ends assistant turns with a special token "
+                         "nor an eos token; generation would never stop")
+    return tokenizer.eos_token
+
+
+def end_of_turn_ids(tokenizer) -> list[int]:
+    """Ids that end an assistant reply: the template's end-of-turn token and the tokenizer's eos."""
+    ids = {tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer))}
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return sorted(ids)
+
+
+def use_phi4_chat_template(tokenizer) -> int:
+    """Give any tokenizer the Phi-4 chat template (`chat_template: phi4`), adding the ChatML specials it lacks as
+    special tokens; returns how many were added (the model's embeddings must grow by as many)."""
+    missing = [t for t in PHI4_CHAT_TOKENS if t not in tokenizer.get_vocab()]
+    if missing:
+        tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
+    tokenizer.chat_template = load_chat_template()
+    return len(missing)
+
+
+def has_phi4_chat_tokens(tokenizer) -> bool:
+    vocab = tokenizer.get_vocab()
+    return all(t in vocab for t in PHI4_CHAT_TOKENS)
