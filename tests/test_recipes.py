@@ -31,8 +31,11 @@ def recipe_stage(raw: dict) -> str | None:
     hold TRL's keys only): DPO for `beta`, SFT for any other recipe with a learning rate."""
     if raw.get("stage"):
         return raw["stage"]
+    if "learning_rate" in raw and "beta" in raw:
+        # run_dpo reads the round off its pairs: run_judge's (round 2) or PTS's (round 1).
+        return "dpo_judge" if "judge/pairs" in str(raw.get("datasets") or raw.get("dataset_name")) else "dpo_pts"
     if "learning_rate" in raw:
-        return "dpo_pts" if "beta" in raw else "sft"
+        return "sft"
     return None
 
 

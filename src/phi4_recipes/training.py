@@ -20,7 +20,7 @@ from .io import require_local_input
 from .manifest import read_manifest, write_manifest
 from .model_loading import configure_generation
 from .tokenizer import (
-    end_of_turn_token,
+    EOS_TOKEN,
     load_chat_template,
     load_training_chat_template,
     make_tokenizer_config_portable,
@@ -62,11 +62,17 @@ def load_training_data(script_args) -> tuple[datasets.Dataset, list[dict]]:
     it) or from `dataset_name`; `dataset_max_rows` applies to both."""
     if not script_args.datasets:
         dataset = load_train_split(script_args)
-        return dataset, [fingerprint(script_args.dataset_name, dataset)]
-    from trl import get_dataset
+        inputs = [fingerprint(script_args.dataset_name, dataset)]
+    else:
+        from trl import get_dataset
 
-    dataset = first_rows(get_dataset(script_args)["train"], script_args.dataset_max_rows)
-    return dataset, [fingerprint(_mixture_source(entry), dataset) for entry in script_args.datasets]
+        dataset = first_rows(get_dataset(script_args)["train"], script_args.dataset_max_rows)
+        inputs = [fingerprint(_mixture_source(entry), dataset) for entry in script_args.datasets]
+    # A DPO recipe that leaves the stage out (as TRL-runnable recipes do) is named by its pairs: run_judge's
+    # carry the judge's provenance (round 2), anything else is round 1.
+    if script_args.stage is None:
+        script_args.resolve_stage("dpo_judge" if "judge_model" in dataset.column_names else "dpo_pts")
+    return dataset, inputs
 
 
 def take_over_liger(training_args, script_args=None) -> bool:
@@ -174,8 +180,9 @@ def start_run(script_args, training_args, model_args) -> tuple[str | None, bool]
     Returns:
         tuple[str | None, bool]: the checkpoint to resume from (or None) and whether to push at the end.
     """
-    # TRL-runnable recipes leave the stage out: the script implies it (a dpo_judge recipe says so).
-    script_args.resolve_stage("dpo_pts" if isinstance(training_args, DPOConfig) else script_args.mixture_phase or "sft")
+    # TRL-runnable recipes leave the stage out: the script implies it (DPO's round is read off its pairs).
+    if not isinstance(training_args, DPOConfig):
+        script_args.resolve_stage(script_args.mixture_phase or "sft")
     script_args.use_liger = take_over_liger(training_args, script_args)
     set_seed(training_args.seed)
     setup_logging(training_args)
@@ -201,10 +208,10 @@ def finish(trainer, *, script_args, training_args, model_args, train_result, inp
     trainer.save_metrics("train", metrics)
     trainer.save_state()
     # Pretraining separates documents with <|endoftext|> (recipe `eos_token`), and TRL writes that into the
-    # tokenizer and model config; every checkpoint leaves with its template's end-of-turn token as EOS
-    # (<|im_end|> for Phi-4, the model's own for others) so later stages and generation stop at the end of a turn.
+    # tokenizer and model config; every checkpoint leaves with the chat EOS <|im_end|> so later stages and
+    # generation stop at the end of an assistant turn.
     tokenizer = trainer.processing_class
-    tokenizer.eos_token = end_of_turn_token(tokenizer)
+    tokenizer.eos_token = EOS_TOKEN
     # The {% generation %} template was for assistant masks only; jinja2/minijinja/llama.cpp fail on the tag,
     # so the checkpoint ships the plain Phi-4 template.
     if tokenizer.chat_template == load_training_chat_template():
