@@ -13,33 +13,23 @@ and length alone does not win; scores within 0.05 are a tie. It depends only on 
 order, so both orders agree except where a tie is called.
 
 `latency_s` delays every answer, as a model's thinking time would, so concurrency shows in throughput.
-Subclasses may override `answer` (tests script per-test judges and inject faults that way).
+Subclasses may override `answer` (tests script per-test judges and inject faults that way, raising
+`ServerError` for an HTTP error status).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
-import threading
-import time
-import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+
+from phi4_recipes.generation.chat_server import ChatServer, ServerError, serve_from_command_line
+
+__all__ = ["RuleJudgeServer", "ServerError", "read_pair", "response_score", "rule_verdict"]
 
 _SECTION = re.compile(r"<\|The Start of Response ([AB])\|>\n(.*?)\n<\|The End of Response \1\|>", re.DOTALL)
 _PROMPT = re.compile(r"<\|User Prompt\|>\n(.*?)\n\n<\|The Start of Response A\|>", re.DOTALL)
 _REFUSAL = re.compile(r"\b(can(?:no|')t|won't|unable to|sorry|not able to|decline)\b", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+")
-
-
-class ServerError(Exception):
-    """Raised by `answer` to send an HTTP error status instead of a reply."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def read_pair(judge_prompt: str) -> tuple[str, str, str] | None:
@@ -76,124 +66,23 @@ def rule_verdict(messages: list[dict]) -> str:
     return f"Scores {score_a:.2f} vs {score_b:.2f}. [[{'A' if score_a > score_b else 'B'}]]"
 
 
-class RuleJudgeServer:
+class RuleJudgeServer(ChatServer):
     """Serves `rule` (messages -> reply text) on HOST:PORT in a background thread; port 0 picks a free port.
 
-    Many requests are answered at once (one thread each), as a hosted judge would.
+    Many requests are answered at once (one thread each), as a hosted judge would; the HTTP side (key check,
+    body limits, 400 for malformed requests, time-outs) is `generation.chat_server.ChatServer`'s.
     """
 
     def __init__(self, rule: Callable[[list[dict]], str] = rule_verdict, *, model_name: str = "rule-judge",
                  host: str = "127.0.0.1", port: int = 0, latency_s: float = 0.0):
         self.rule = rule
-        self.model_name = model_name
-        self.latency_s = latency_s
-        self.requests = []  # every chat request body answered or refused, in arrival order
-        self._lock = threading.Lock()
-        self._httpd = _ThreadingServer((host, port), _make_handler(self))
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    @property
-    def requests_seen(self) -> int:
-        with self._lock:
-            return len(self.requests)
-
-    def answer(self, body: dict) -> dict:
-        """The chat-completion answer to one request body (raise ServerError for an HTTP error)."""
-        with self._lock:
-            self.requests.append(body)
-        if self.latency_s:
-            time.sleep(self.latency_s)
-        reply = self.rule(body.get("messages") or [])
-        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-                "model": self.model_name,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
-                             "finish_reason": "stop", "logprobs": None}],
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
-
-    def start(self) -> RuleJudgeServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="rule-judge", daemon=True)
-        self._thread.start()
-        return self
-
-    def shutdown(self) -> None:
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.shutdown()
-
-
-class _ThreadingServer(ThreadingHTTPServer):
-    daemon_threads = True
-    # socketserver's default backlog of 5 resets connections when a client opens 16 at once.
-    request_queue_size = 256
-
-
-def _make_handler(server: RuleJudgeServer):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format, *args):  # noqa: A002 - quiet: the pipeline's log is the judge run's
-            pass
-
-        def do_GET(self):
-            if self.path == "/v1/models":
-                return self._send(200, {"object": "list", "data": [{"id": server.model_name, "object": "model"}]})
-            return self._send(404, {"error": {"message": f"no route GET {self.path}"}})
-
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.path != "/v1/chat/completions":
-                return self._send(404, {"error": {"message": f"no route POST {self.path}"}})
-            try:
-                return self._send(200, server.answer(json.loads(body or b"{}")))
-            except ServerError as err:
-                return self._send(err.status, {"error": {"message": str(err)}})
-            except json.JSONDecodeError as err:
-                return self._send(400, {"error": {"message": f"body is not JSON: {err}"}})
-
-        def _send(self, status: int, payload: dict) -> None:
-            data = json.dumps(payload).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-    return Handler
+        super().__init__(lambda body, index, n: self.rule(body["messages"]), model_name=model_name, host=host,
+                         port=port, latency_s=latency_s)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--latency-s", type=float, default=0.0, help="delay before each answer")
-    parser.add_argument("--url-file", default=None, help="write the base URL here once listening")
-    args = parser.parse_args(argv)
-    server = RuleJudgeServer(host=args.host, port=args.port, latency_s=args.latency_s)
-    if args.url_file:
-        tmp = Path(args.url_file + ".tmp")
-        tmp.write_text(server.base_url + "\n")
-        tmp.replace(args.url_file)
-    print(f"listening on {server.base_url}", flush=True)
-    try:
-        server._httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server._httpd.server_close()
+    serve_from_command_line(lambda args: RuleJudgeServer(host=args.host, port=args.port, latency_s=args.latency_s),
+                            __doc__.split("\n\n")[0], argv)
 
 
 if __name__ == "__main__":
