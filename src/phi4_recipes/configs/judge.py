@@ -15,18 +15,14 @@ from phi4_recipes.judge.pairing import PAIRING_STRATEGIES
 from phi4_recipes.judge.responders import ResponderSpec, parse_responders
 from phi4_recipes.verify import ORACLE_KINDS
 
+from .producers import DatasetRowsArguments, ShardArguments
+
 
 @dataclass
-class JudgeScriptArguments:
+class JudgeScriptArguments(DatasetRowsArguments, ShardArguments):
     """One judge-guided preference run (Phi-4 DPO round 2)."""
 
     # Prompts.
-    dataset_name: str | None = field(
-        default=None, metadata={"help": "Local jsonl/parquet file or folder, or Hub id, of prompts. Rows have an id, "
-                                        "a `question` or `messages`, and optionally a reference answer."})
-    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset config name."})
-    dataset_split: str = field(default="train", metadata={"help": "Split of a Hub or save_to_disk dataset."})
-    id_field: str | None = field(default="id", metadata={"help": "Column with a stable prompt id; null: row index."})
     question_field: str = field(default="question", metadata={"help": "Column with the prompt text."})
     messages_field: str = field(
         default="messages", metadata={"help": "Column with a conversation (wins over question_field; a trailing "
@@ -72,18 +68,11 @@ class JudgeScriptArguments:
         default=16, metadata={"help": "Prompts each responder answers in one call; the unit a killed run redoes."})
     length_balance: bool = field(
         default=False, metadata={"help": "Drop pairs until chosen is longer as often as shorter (length bias)."})
-    output_dir: str | None = field(default=None, metadata={"help": "Shards, pairs.jsonl, judge_stats.json. Required."})
-    num_shards: int = field(default=1, metadata={"help": "Split the prompts into this many shards."})
-    shard_index: int = field(default=0, metadata={"help": "The shard this process works on."})
     seed: int = field(default=42, metadata={"help": "Seeds every responder call and judge request."})
 
-    recipe_path: str | None = field(default=None, metadata={"help": "Filled in by the parser."})
 
     def __post_init__(self) -> None:
-        source = self.recipe_path or "command line"
-        for required in ("judge_model", "judge_base_url", "output_dir"):
-            if not getattr(self, required):
-                raise RecipeError(f"{source}: key '{required}' is required")
+        source = self.check_producer_keys(("judge_model", "judge_base_url", "output_dir"))
         if not self.dataset_name and not self.include_rai_prompts:
             raise RecipeError(f"{source}: no prompts: set dataset_name or include_rai_prompts")
         self.responder_specs: list[ResponderSpec] = parse_responders(self.responders, source)
@@ -94,8 +83,6 @@ class JudgeScriptArguments:
             raise RecipeError(f"{source}: pairing policy_vs_others needs policy_responder, one of {names}")
         if self.oracle is not None and self.oracle not in ORACLE_KINDS:
             raise RecipeError(f"{source}: oracle '{self.oracle}' is not one of {ORACLE_KINDS}")
-        if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
-            raise RecipeError(f"{source}: need 0 <= shard_index < num_shards, got {self.shard_index}, {self.num_shards}")
         if self.max_concurrency < 1 or self.prompts_per_batch < 1:
             raise RecipeError(f"{source}: max_concurrency and prompts_per_batch must be >= 1")
 

@@ -12,16 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from phi4_recipes.generation import BACKENDS
 from phi4_recipes.io import RecipeError
 from phi4_recipes.pts import PTSConfig
 from phi4_recipes.verify import ORACLE_KINDS
+
+from .producers import DatasetRowsArguments, GeneratorArguments, ShardArguments
 
 REQUIRED_KEYS = ("model_name_or_path", "dataset_name", "output_dir")
 
 
 @dataclass
-class PTSScriptArguments(PTSConfig):
+class PTSScriptArguments(PTSConfig, GeneratorArguments, DatasetRowsArguments, ShardArguments):
     """One PTS run. The search knobs come from :class:`PTSConfig`, except ``seed``, which here seeds the run.
 
     Each question is searched with :meth:`pts_config` of its own seed (derived from the run's ``seed`` and
@@ -32,28 +33,12 @@ class PTSScriptArguments(PTSConfig):
     seed: int = field(default=42, metadata={"help": "Seeds every sample and search (per question id)."})
 
     # Model and sampling backend.
-    model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Checkpoint folder or Hub id (transformers, vllm); the server's model "
-                                        "id for the openai backend. Required."})
-    tokenizer_name_or_path: str | None = field(
-        default=None, metadata={"help": "Tokenizer folder or Hub id; defaults to model_name_or_path."})
-    backend: str = field(default="transformers", metadata={"help": f"One of {', '.join(BACKENDS)}."})
-    backend_kwargs: dict[str, Any] | None = field(
-        default=None, metadata={"help": "Passed to the backend, e.g. {max_batch_rows: 64} (transformers), "
-                                        "{tensor_parallel_size: 8} (vllm), {base_url: ...} (openai)."})
-    system_prompt: str | None = field(default=None, metadata={"help": "System message before each question."})
     max_new_tokens: int = field(default=512, metadata={"help": "Cap on each response and each rollout."})
     temperature: float = field(
         default=1.0, metadata={"help": "Keep 1.0: the search's token log-probs are at temperature 1."})
     top_p: float = field(default=1.0, metadata={"help": "Keep 1.0, for the same reason as temperature."})
 
     # Questions.
-    dataset_name: str | None = field(
-        default=None, metadata={"help": "Local jsonl/parquet file or folder, or Hub id. Required."})
-    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset config name."})
-    dataset_split: str = field(default="train", metadata={"help": "Split of a Hub or save_to_disk dataset."})
-    id_field: str | None = field(
-        default="id", metadata={"help": "Column with a stable question id; null uses the row index."})
     question_field: str = field(default="question", metadata={"help": "Column with the question text."})
     answer_field: str = field(
         default="answer", metadata={"help": "Column with the reference: the answer (math, exact), a letter or "
@@ -74,26 +59,13 @@ class PTSScriptArguments(PTSConfig):
                                          "correct response (the first of each, when they exist)."})
 
     # Output and work split.
-    output_dir: str | None = field(
-        default=None, metadata={"help": "Shards, pairs.jsonl, plots/, manifest. Required."})
-    num_shards: int = field(default=1, metadata={"help": "Split the questions into this many shards."})
-    shard_index: int = field(default=0, metadata={"help": "The shard this process works on."})
     plot_max: int = field(default=8, metadata={"help": "Plots of p along a searched response; 0 for none."})
 
-    recipe_path: str | None = field(default=None, metadata={"help": "Filled in by the parser."})
 
     def __post_init__(self) -> None:
-        source = self.recipe_path or "command line"
-        for required in REQUIRED_KEYS:
-            if not getattr(self, required):
-                raise RecipeError(f"{source}: key '{required}' is required")
-        if self.backend not in BACKENDS:
-            raise RecipeError(f"{source}: backend '{self.backend}' is not one of {BACKENDS}")
+        source = self.check_producer_keys(REQUIRED_KEYS)
         if self.oracle not in ORACLE_KINDS:
             raise RecipeError(f"{source}: oracle '{self.oracle}' is not one of {ORACLE_KINDS}")
-        if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
-            raise RecipeError(f"{source}: need 0 <= shard_index < num_shards, got {self.shard_index}, "
-                              f"{self.num_shards}")
         if self.responses_per_question < 1:
             raise RecipeError(f"{source}: responses_per_question must be >= 1")
         if self.max_questions is not None and self.max_questions < 1:

@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from phi4_recipes.generation import BACKENDS
+from phi4_recipes.data.near_dedup import MinHashParams
 from phi4_recipes.io import RecipeError, from_mapping
+
+from .producers import DatasetRowsArguments, GeneratorArguments, ShardArguments
 
 
 @dataclass
@@ -127,7 +129,7 @@ WORKFLOWS = tuple(WORKFLOW_OPTIONS)
 
 
 @dataclass
-class SynthScriptArguments:
+class SynthScriptArguments(GeneratorArguments, DatasetRowsArguments, ShardArguments):
     """One synthetic-data run: a workflow over one dataset, one shard of it."""
 
     workflow: str | None = field(default=None, metadata={"help": f"One of {', '.join(WORKFLOWS)}. Required."})
@@ -136,62 +138,36 @@ class SynthScriptArguments:
     seed: int = field(default=42, metadata={"help": "Root of every row's sampling seed (per row id and step)."})
 
     # Model: writer, annotator and critic are the same endpoint here.
-    model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Checkpoint or Hub id (transformers, vllm); the server's model id (openai). "
-                                        "Required except for validation without generate_responses."})
-    tokenizer_name_or_path: str | None = field(
-        default=None, metadata={"help": "Tokenizer; defaults to model_name_or_path. Not used by the openai backend."})
-    backend: str = field(default="transformers", metadata={"help": f"One of {', '.join(BACKENDS)}."})
-    backend_kwargs: dict[str, Any] | None = field(
-        default=None, metadata={"help": "Passed to the backend, e.g. {base_url: http://127.0.0.1:8000/v1} (openai)."})
     base_url: str | None = field(
         default=None, metadata={"help": "The endpoint of the openai backend (overrides backend_kwargs.base_url), "
                                         "e.g. http://127.0.0.1:8000/v1 for `vllm serve`."})
-    system_prompt: str | None = field(default=None, metadata={"help": "System message before every prompt."})
     prompt_version: str = field(default="v1", metadata={"help": "Folder of synth/prompts/ the prompts come from."})
-    max_new_tokens: int = field(default=512, metadata={"help": "Cap on every model reply."})
     temperature: float = field(default=0.8, metadata={"help": "Writer and answer sampling temperature."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus mass for sampling."})
 
     # Input rows.
-    dataset_name: str | None = field(
-        default=None, metadata={"help": "Local jsonl/parquet file or folder (e.g. curate/ output), or Hub id. Required."})
-    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset config name."})
-    dataset_split: str = field(default="train", metadata={"help": "Split of a Hub or save_to_disk dataset."})
-    id_field: str | None = field(default="id", metadata={"help": "Column with a stable row id; null uses the row index."})
     max_rows: int | None = field(default=None, metadata={"help": "Use only the first N rows (before sharding)."})
 
     # Output.
-    output_dir: str | None = field(default=None, metadata={"help": "Shards, data.jsonl, report.json. Required."})
     output_format: str | None = field(
         default=None, metadata={"help": "`text` (pretraining) or `messages` (SFT) column in data.jsonl; "
                                         "null takes the workflow's default."})
     dedup: bool = field(default=True, metadata={"help": "Remove exact and near-duplicate outputs at export."})
-    minhash_shingle_words: int = field(default=5, metadata={"help": "Words per MinHash shingle."})
-    minhash_bands: int = field(default=14, metadata={"help": "LSH bands."})
-    minhash_rows: int = field(default=8, metadata={"help": "Rows per LSH band (bands x rows permutations)."})
-    num_shards: int = field(default=1, metadata={"help": "Split the input rows into this many shards."})
-    shard_index: int = field(default=0, metadata={"help": "The shard this process works on."})
+    minhash_shingle_words: int = field(default=MinHashParams.shingle_words, metadata={"help": "Words per MinHash shingle."})
+    minhash_bands: int = field(default=MinHashParams.bands, metadata={"help": "LSH bands."})
+    minhash_rows: int = field(default=MinHashParams.rows, metadata={"help": "Rows per LSH band (bands x rows permutations)."})
 
-    recipe_path: str | None = field(default=None, metadata={"help": "Filled in by the parser."})
 
     def __post_init__(self) -> None:
-        source = self.recipe_path or "command line"
-        for required in ("workflow", "dataset_name", "output_dir"):
-            if not getattr(self, required):
-                raise RecipeError(f"{source}: key '{required}' is required")
+        source = self.check_producer_keys(("workflow", "dataset_name", "output_dir"))
         if self.workflow not in WORKFLOW_OPTIONS:
             raise RecipeError(f"{source}: workflow '{self.workflow}' is not one of {WORKFLOWS}")
         self.options = from_mapping(WORKFLOW_OPTIONS[self.workflow], self.workflow_options or {},
                                     f"{source}: workflow_options")
-        if self.backend not in BACKENDS:
-            raise RecipeError(f"{source}: backend '{self.backend}' is not one of {BACKENDS}")
         if self.needs_model and not self.model_name_or_path:
             raise RecipeError(f"{source}: key 'model_name_or_path' is required for workflow '{self.workflow}'")
         if self.output_format not in (None, "text", "messages"):
             raise RecipeError(f"{source}: output_format must be text or messages, got {self.output_format!r}")
-        if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
-            raise RecipeError(f"{source}: need 0 <= shard_index < num_shards, got {self.shard_index}, {self.num_shards}")
         if self.max_rows is not None and self.max_rows < 1:
             raise RecipeError(f"{source}: max_rows must be >= 1")
 
