@@ -25,7 +25,6 @@ def code_similarity(a: str, b: str) -> float:
 class InstructionReversal(Workflow):
     name = "instruction_reversal"
     prompt_names = ("code_to_instruction", "instruction_to_code")
-    formats = ("messages", "text")
 
     def process(self, row_id: str, row: dict) -> SourceResult:
         o = self.options

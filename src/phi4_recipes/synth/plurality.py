@@ -49,7 +49,6 @@ def plurality_vote(answers: list[str | None], min_agreement: float, drop_unanimo
 class PluralityFilter(Workflow):
     name = "plurality"
     prompt_names = ("answer_question",)
-    formats = ("messages", "text")
 
     def process(self, row_id: str, row: dict) -> SourceResult:
         o = self.options

@@ -11,7 +11,6 @@ from .workflow import SourceResult, Workflow, drop, require
 class QAExtraction(Workflow):
     name = "qa_extraction"
     prompt_names = ("extract_qa",)
-    formats = ("messages", "text")
 
     def process(self, row_id: str, row: dict) -> SourceResult:
         o = self.options

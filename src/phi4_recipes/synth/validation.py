@@ -20,7 +20,6 @@ def last_assistant_turn(messages: object) -> str | None:
 class Validation(Workflow):
     name = "validation"
     prompt_names = ("answer_for_validation",)
-    formats = ("messages", "text")
 
     def process(self, row_id: str, row: dict) -> SourceResult:
         o = self.options

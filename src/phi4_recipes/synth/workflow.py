@@ -43,7 +43,7 @@ class Workflow(ABC):
 
     name: str
     prompt_names: tuple[str, ...] = ()
-    formats: tuple[str, ...] = ("text", "messages")  # the first is the default output column
+    formats: tuple[str, ...] = ("messages", "text")  # the first is the default output column (SFT chat rows)
 
     def __init__(self, options: Any, model: ChatModel | None, prompt_version: str = "v1", seed: int = 42):
         self.options = options
