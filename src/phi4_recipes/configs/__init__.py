@@ -45,7 +45,8 @@ class ScriptArguments(TrlScriptArguments, DatasetMixtureConfig):
     stage: Stage | None = field(
         default=None,
         metadata={"help": "Recipe stage (names the checkpoint in its card and manifest). Default: sft for run_sft, "
-                  "dpo_pts for run_dpo, the mixture phase for run_pretrain; set it for dpo_judge."})
+                  "the mixture phase for run_pretrain; run_dpo reads the round off its pairs (dpo_judge for run_judge's, "
+                  "dpo_pts otherwise)."})
     dataset_mixture: str | None = field(
         default=None, metadata={"help": "YAML file of a token-budgeted data mixture (pretrain and midtrain)."}
     )
@@ -197,6 +198,7 @@ _LAZY = {
     "EvalArguments": "eval",
     "EvalBackend": "eval",
     "JudgeScriptArguments": "judge",
+    "PipelineArguments": "pipeline",
     "PTSScriptArguments": "pts",
     "SynthScriptArguments": "synth",
 }
