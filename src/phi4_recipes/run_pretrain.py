@@ -9,7 +9,7 @@ Midtraining is the same script with another mixture phase, a longer `max_length`
 
 from __future__ import annotations
 
-from trl import SFTConfig, SFTTrainer, get_peft_config
+from trl import SFTConfig, SFTTrainer
 
 from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
 from phi4_recipes.data.mixture import MixtureBuilder, load_mixture
@@ -43,13 +43,8 @@ def main(script_args, training_args, model_args):
         raise ValueError(f"max_length {training_args.max_length} exceeds the model's "
                          f"max_position_embeddings {model.config.max_position_embeddings}")
 
-    trainer = SFTTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=get_peft_config(model_args),
-    )
+    # Pretraining trains every weight (no PEFT), on packed text: TRL's SFTTrainer with plain-text rows.
+    trainer = SFTTrainer(model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer)
     train_result = trainer.train(resume_from_checkpoint=resume)
     finish(trainer, script_args=script_args, training_args=training_args, model_args=model_args,
            train_result=train_result, inputs=builder.fingerprints, push=push,
