@@ -45,7 +45,7 @@ def test_cli_reports_overlap_of_the_tiny_splits(tmp_path):
                     "--benchmarks", "tiny_arithmetic", "--n", "13", "--out", str(out)],
                    check=True, capture_output=True, timeout=180)
     report = json.loads(out.read_text())["tiny_arithmetic"]
-    assert report["n"] == 13 and report["test_items"] == 100
+    assert report["n"] == 13 and report["test_items"] == 500
     # The held-out problems share templates with the training ones; the CLI must agree with the library.
     registry = load_registry()
     items = benchmark_items(registry["tiny_arithmetic"], build_task_manager([registry["tiny_arithmetic"]], []))

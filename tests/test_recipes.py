@@ -177,6 +177,10 @@ def _parse_any(path: Path):
         from phi4_recipes.configs import JudgeScriptArguments
 
         return parse_recipe(JudgeScriptArguments, argv=[rel])
+    if "stages" in raw:
+        from phi4_recipes.configs import PipelineArguments
+
+        return parse_recipe(PipelineArguments, argv=[rel])
     if "workflow" in raw:
         from phi4_recipes.configs import SynthScriptArguments
 

@@ -1,9 +1,15 @@
-"""Built-in tiny data: arithmetic word problems with checkable answers, and small text corpora.
+"""Built-in tiny data: arithmetic word problems (a number below 200 plus or minus a digit) with step-by-step answers, and small text corpora.
 
 Everything is generated from a seed, so the files under data/tiny/ can be rebuilt bit for bit
 (`python -m phi4_recipes.data.tiny data/tiny`), and a test checks that the committed copy matches. The
 same problems feed every tiny stage: plain-text pretraining, SFT conversations, PTS questions with
-reference answers, and a held-out split for evaluation.
+reference answers, and held-out splits for evaluation.
+
+Why this shape (issue 19): a solution is written digit by digit, so the decisions a small model has to get
+right are single tokens (the operator read off the wording, a carry or borrow of 0 or 1, each digit), which
+is what Pivotal Token Search looks for. The split is decided by the (x, y) operand pair, and every 13-word
+window of a question contains both operands, so no held-out question shares a 13-gram with training text
+(tests/test_tiny_data.py checks it with the project's decontamination code).
 """
 
 from __future__ import annotations
@@ -16,31 +22,40 @@ from pathlib import Path
 
 NAMES = ["Ava", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivan", "Jade", "Kai", "Lena"]
 ITEMS = ["apples", "books", "coins", "stamps", "marbles", "pencils", "shells", "cards"]
+LETTERS = "ABCD"
+MC_INSTRUCTION = "Answer with the letter of the correct option."
 
-# (operation, question template, solution template). {x} and {y} are the two numbers.
+# (operation, question template). Each has 13-16 words with x at word >= len - 13 and y at word <= 12, so
+# every 13-word window holds both operands. The wording, not a symbol, says which operation it is.
 TEMPLATES = [
-    ("+", "{n} has {x} {i}. {n} gets {y} more {i}. How many {i} does {n} have now?",
-     "{n} starts with {x} {i} and gets {y} more, so {x} + {y} = {r}."),
-    ("+", "A box holds {x} {i} and a bag holds {y} {i}. How many {i} are there in total?",
-     "The box and the bag together hold {x} + {y} = {r} {i}."),
-    ("-", "{n} has {x} {i} and gives away {y}. How many {i} are left?",
-     "{n} gives away {y} of {x} {i}, so {x} - {y} = {r} are left."),
-    ("-", "There were {x} {i} on a shelf. {y} were taken. How many {i} remain on the shelf?",
-     "Taking {y} from {x} leaves {x} - {y} = {r} {i}."),
-    ("*", "{n} buys {x} packs with {y} {i} in each pack. How many {i} does {n} buy?",
-     "{x} packs of {y} {i} make {x} * {y} = {r} {i}."),
+    ("+", "How many {i} does {n} have after starting with {x} and getting {y} more?"),
+    ("+", "A box holds {x} {i} and a bag holds {y} {i}. How many {i} in all?"),
+    ("-", "How many {i} are left if {n} has {x} and gives away {y}?"),
+    ("-", "On a shelf there were {x} {i} and then {y} were taken. How many remain?"),
 ]
 
 SPLITS = ("train", "test")
+TRAIN_PROBLEMS, TEST_PROBLEMS, TRAIN_CHOICE = 6000, 500, 1500
 
 
-def _result(op: str, x: int, y: int) -> int:
-    return {"+": x + y, "-": x - y, "*": x * y}[op]
+def _split_of(x: int, y: int) -> str:
+    # A hash of the operand pair, not of the wording: a pair never appears in both splits, whatever template.
+    return "test" if int(hashlib.sha256(f"{x},{y}".encode()).hexdigest(), 16) % 5 == 0 else "train"
 
 
-def _split_of(key: str) -> str:
-    # A hash of the problem's content, not its index, so a problem never lands in both splits.
-    return "test" if int(hashlib.sha256(key.encode()).hexdigest(), 16) % 5 == 0 else "train"
+def step_by_step(op: str, x: int, y: int) -> tuple[int, str]:
+    """(result, worked solution) of x op y for x below 200 and a one-digit y: the ones column with its carry
+    or borrow (a 0/1 token), then the tens. Short on purpose: every token costs CPU time in every tiny stage."""
+    tens, ones = divmod(x, 10)
+    if op == "+":
+        carry = (ones + y) // 10
+        steps = f"{ones} + {y} = {ones + y}, carry {carry}. {tens} + {carry} = {tens + carry}."
+        result = x + y
+    else:
+        borrow = int(ones < y)
+        steps = f"{ones + 10 * borrow} - {y} = {ones + 10 * borrow - y}, borrow {borrow}. {tens} - {borrow} = {tens - borrow}."
+        result = x - y
+    return result, f"{x} {op} {y}: {steps}"
 
 
 def arithmetic_problems(split: str, n: int, seed: int = 0) -> list[dict]:
@@ -50,31 +65,69 @@ def arithmetic_problems(split: str, n: int, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     problems, seen = [], set()
     while len(problems) < n:
-        template_id = rng.randrange(len(TEMPLATES))
-        op, question_t, solution_t = TEMPLATES[template_id]
-        # Small numbers keep the task learnable by a 3M-parameter model in a minute, while leaving it unsure
-        # enough (p(correct) between 0.2 and 0.8) for Pivotal Token Search to find pivots.
-        x, y = (rng.randint(2, 5), rng.randint(2, 5)) if op == "*" else (rng.randint(1, 12), rng.randint(1, 9))
+        op, question_t = TEMPLATES[rng.randrange(len(TEMPLATES))]
+        x, y = rng.randint(10, 199), rng.randint(2, 9)
         if op == "-" and y >= x:
-            x, y = y + x, y
+            continue
         name, item = rng.choice(NAMES), rng.choice(ITEMS)
-        fields = {"n": name, "i": item, "x": x, "y": y, "r": _result(op, x, y)}
-        question = question_t.format(**fields)
-        key = question  # some templates name nobody, so the question text is what must be unique
-        if key in seen or _split_of(key) != split:
+        question = question_t.format(n=name, i=item, x=x, y=y)
+        # Held-out items are distinct computations, so that items are independent for the stderr.
+        key = (op, x, y) if split == "test" else question
+        if key in seen or _split_of(x, y) != split:
             continue
         seen.add(key)
-        solution = solution_t.format(**fields) + f" The answer is {fields['r']}."
+        result, steps = step_by_step(op, x, y)
+        solution = f"{steps} The answer is {result}."
         problems.append(
             {
-                "id": f"arith-{split}-{hashlib.sha1(key.encode()).hexdigest()[:10]}",
+                "id": f"arith-{split}-{hashlib.sha1(question.encode()).hexdigest()[:10]}",
                 "question": question,
-                "answer": str(fields["r"]),
+                "answer": str(result),
                 "solution": solution,
                 "messages": [{"role": "user", "content": question}, {"role": "assistant", "content": solution}],
             }
         )
     return problems
+
+
+def choice_options(answer: int, key: str) -> list[int]:
+    """Four options: the answer and three near misses (a carry or a digit off), shuffled, seeded by `key`."""
+    rng = random.Random(key)
+    distractors: set[int] = set()
+    while len(distractors) < len(LETTERS) - 1:
+        candidate = answer + rng.choice([-11, -10, -9, -2, -1, 1, 2, 9, 10, 11])
+        if candidate >= 0 and candidate != answer:
+            distractors.add(candidate)
+    options = [answer, *sorted(distractors)]
+    rng.shuffle(options)
+    return options
+
+
+def choice_prompt(question: str, options: list[str]) -> str:
+    lines = "\n".join(f"{letter}) {option}" for letter, option in zip(LETTERS, options))
+    return f"{question}\n\n{lines}\n\n{MC_INSTRUCTION}"
+
+
+def choice_rows(problems: list[dict]) -> list[dict]:
+    """Multiple-choice rows of the problems: options, the correct letter and a solution ending in the letter."""
+    rows = []
+    for p in problems:
+        options = choice_options(int(p["answer"]), p["id"])
+        letter = LETTERS[options.index(int(p["answer"]))]
+        prompt = choice_prompt(p["question"], [str(o) for o in options])
+        solution = (p["solution"].rsplit(" The answer is", 1)[0]
+                    + f" That is {p['answer']}, option {letter}. The answer is {letter}.")
+        rows.append({"id": p["id"].replace("arith-", "choice-"), "question": p["question"],
+                     "options": [str(o) for o in options], "answer": letter, "solution": solution,
+                     "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": solution}]})
+    return rows
+
+
+def sft_conversations(problems: list[dict], choice_problems: list[dict]) -> list[dict]:
+    """The SFT set: free-form problems and multiple-choice ones, interleaved deterministically."""
+    rows = [{"id": p["id"], "messages": p["messages"]} for p in problems]
+    rows += [{"id": r["id"], "messages": r["messages"]} for r in choice_rows(choice_problems)]
+    return sorted(rows, key=lambda r: hashlib.sha1(r["id"].encode()).hexdigest())
 
 
 def prose_documents(n: int, seed: int = 0, sentences: tuple[int, int] = (3, 8)) -> list[dict]:
@@ -100,7 +153,8 @@ def code_documents(n: int, seed: int = 0) -> list[dict]:
     for k in range(n):
         op = rng.choice(list(ops))
         x, y = rng.randint(1, 50), rng.randint(1, 50)
-        body = f"def {ops[op]}(a, b):\n    return a {op} b\n\n\nprint({ops[op]}({x}, {y}))  # {_result(op, x, y)}\n"
+        result = {"+": x + y, "-": x - y, "*": x * y}[op]
+        body = f"def {ops[op]}(a, b):\n    return a {op} b\n\n\nprint({ops[op]}({x}, {y}))  # {result}\n"
         docs.append({"id": f"code-{seed}-{k}", "text": body})
     return docs
 
@@ -136,21 +190,25 @@ def tokenizer_corpus() -> list[str]:
     """The texts the tiny tokenizer is trained on (train splits only, never the held-out problems)."""
     problems = arithmetic_problems("train", 600, seed=0)
     texts = [p["question"] + " " + p["solution"] for p in problems]
+    texts += [r["messages"][0]["content"] + " " + r["solution"] for r in choice_rows(problems[:100])]
     texts += [d["text"] for d in prose_documents(300, seed=1)] + [d["text"] for d in code_documents(200, seed=2)]
-    return texts
+    return texts + ["system user assistant"] * 20  # the chat roles become single tokens
 
 
 def tiny_datasets() -> dict[str, list[dict]]:
     """Every built-in tiny dataset, by file stem."""
-    train = arithmetic_problems("train", 600, seed=0)
+    train = arithmetic_problems("train", TRAIN_PROBLEMS + TRAIN_CHOICE, seed=0)
+    problems, choice_problems = train[:TRAIN_PROBLEMS], train[TRAIN_PROBLEMS:]
     return {
-        "arithmetic_train": train,
-        "arithmetic_test": arithmetic_problems("test", 100, seed=1),
-        "pretrain_synthetic": [{"id": p["id"], "text": p["question"] + " " + p["solution"]} for p in train],
+        "arithmetic_train": problems,
+        "arithmetic_test": arithmetic_problems("test", TEST_PROBLEMS, seed=1),
+        "sft_train": sft_conversations(problems, choice_problems),
+        # 1,500 worked problems for run_synth's rewrite (the stand-in rewrites ~30 per second) -> pretraining.
+        "pretrain_synthetic": [{"id": p["id"], "text": p["question"] + " " + p["solution"]} for p in problems[:1500]],
         "pretrain_web": prose_documents(300, seed=1),
         "pretrain_code": code_documents(200, seed=2),
         "midtrain_long": long_documents(24, seed=3),
-        "dpo_pairs": preference_pairs(train[:200], seed=4),
+        "dpo_pairs": preference_pairs(problems[:200], seed=4),
     }
 
 

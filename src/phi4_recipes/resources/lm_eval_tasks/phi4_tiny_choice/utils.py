@@ -1,51 +1,35 @@
-"""A tiny four-option multiple-choice set derived from the held-out arithmetic split."""
+"""A tiny four-option multiple-choice set: the held-out arithmetic problems with near-miss options.
+
+The options, the prompt and the SFT data's multiple-choice conversations all come from phi4_recipes.data.tiny,
+so the model is asked in the format it was taught (a worked answer ending "The answer is B.").
+"""
 
 from __future__ import annotations
 
-import random
-
 import datasets
 
-from phi4_recipes.data.tiny import tiny_datasets
+from phi4_recipes.data.tiny import LETTERS, TEST_PROBLEMS, choice_prompt, choice_rows, tiny_datasets
 from phi4_recipes.verify.choice import choice_equal
 
-LETTERS = "ABCD"
-NUM_QUESTIONS = 40
-
-
-def _options(answer: int, rng: random.Random) -> list[int]:
-    # Near-miss distractors (off by a little) so the options look alike, as in real multiple-choice sets.
-    distractors = set()
-    while len(distractors) < len(LETTERS) - 1:
-        candidate = answer + rng.choice([-10, -3, -2, -1, 1, 2, 3, 10])
-        if candidate >= 0 and candidate != answer:
-            distractors.add(candidate)
-    options = [answer, *sorted(distractors)]
-    rng.shuffle(options)
-    return options
+NUM_QUESTIONS = TEST_PROBLEMS
 
 
 def build_choice_rows(problems: list[dict]) -> list[dict]:
     """One row per problem: question, four numeric options, the correct letter. Seeded per problem id."""
-    rows = []
-    for problem in problems[:NUM_QUESTIONS]:
-        answer = int(problem["answer"])
-        options = _options(answer, random.Random(problem["id"]))
-        rows.append({"id": problem["id"], "question": problem["question"], "options": [str(o) for o in options],
-                     "answer": LETTERS[options.index(answer)]})
-    return rows
+    return [{k: row[k] for k in ("id", "question", "options", "answer")} for row in choice_rows(problems)]
 
 
 def load_choice_test(**_metadata) -> datasets.DatasetDict:
     # The held-out arithmetic split (data/tiny/arithmetic_test.jsonl), from its generator: no file needed.
-    problems = tiny_datasets()["arithmetic_test"]
+    problems = tiny_datasets()["arithmetic_test"][:NUM_QUESTIONS]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(build_choice_rows(problems))})
 
 
 def doc_to_text(doc: dict) -> str:
-    options = "\n".join(f"{letter}) {option}" for letter, option in zip(LETTERS, doc["options"]))
-    return f"{doc['question']}\n\n{options}\n\nAnswer with the letter of the correct option."
+    return choice_prompt(doc["question"], doc["options"])
 
 
 def process_results(doc: dict, results: list[str]) -> dict[str, int]:
+    # Before this fix the model was never taught to answer with a letter, so every stage scored 0.0 (no letter
+    # found); the SFT data now holds multiple-choice conversations in exactly this prompt format.
     return {"accuracy": int(choice_equal(results[0], doc["answer"], letters=LETTERS))}
