@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from phi4_recipes.run_pipeline import item_scores, paired_difference, significance_words  # noqa: E402
+from phi4_recipes.run_pipeline import item_scores, paired_difference, significance_words, verdict  # noqa: E402
 
 STAGES = [("eval_base", "base (midtrain)"), ("eval_sft", "SFT"), ("eval_dpo_pts", "PTS-DPO"),
           ("eval_dpo_judge", "judge-DPO")]
@@ -126,9 +126,8 @@ def main() -> None:
         for (first, first_label), (second, second_label) in zip(STAGES, STAGES[1:]):
             diff = paired_difference(scores[first], scores[second])
             sentence = significance_words(first_label, second_label, benchmark, diff)
-            verdict = sentence.split(" is ", 1)[1].split(" on ", 1)[0].replace(first_label, "").strip()
             lines.append(f"| {second_label} - {first_label} | {100 * diff['mean']:+.1f} ± {100 * diff['stderr']:.1f}"
-                         f" | {', '.join(f'{100 * d:+.1f}' for d in diff['per_seed'])} | {verdict} |")
+                         f" | {', '.join(f'{100 * d:+.1f}' for d in diff['per_seed'])} | {verdict(diff)} |")
             words.append(sentence)
             table[f"{second}-{first}"] = diff
         lines += [""] + [f"- {w}" for w in words] + [""]
@@ -151,7 +150,7 @@ def main() -> None:
         lines.append(f"| {seed} | {evidence['pairs']} | {kinds or '-'} | {margin(evidence['dpo_pts'])} | "
                      f"{margin(evidence['dpo_judge'])} |")
     times = {}
-    for seed, run in zip(args.seeds, runs):
+    for run in runs:
         for row in json.loads((run / "times.json").read_text()):
             times.setdefault(row["stage"], []).append(row["seconds"])
     lines += ["", "**Seconds per stage** (each seed's own run; skipped stages show the time of their first run)", "",

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from phi4_recipes.configs import PipelineArguments, parse_recipe
-from phi4_recipes.run_pipeline import main, paired_difference, significance_words
+from phi4_recipes.run_pipeline import main, paired_difference, significance_words, verdict
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -158,3 +158,5 @@ def test_paired_differences_in_words():
     assert words.startswith("dpo_pts is not significantly different from sft") and "2 seeds" in words
     worse = paired_difference(better, base)
     assert "significantly worse than" in significance_words("base", "sft", "x", worse)
+    assert [verdict(d) for d in (diff, paired_difference(a, b), worse)] == [
+        "significantly better", "not significant", "significantly worse"]

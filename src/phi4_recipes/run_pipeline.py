@@ -187,6 +187,14 @@ def paired_difference(a: dict[str, list[float]], b: dict[str, list[float]]) -> d
     return {"items": n, "seeds": seeds, "mean": mean, "stderr": stderr, "per_seed": per_seed}
 
 
+def verdict(diff: dict) -> str:
+    """Short form for a table cell: significantly better / worse (beyond 2 stderr), or not significant."""
+    mean, se = diff["mean"], diff["stderr"]
+    if se > 0 and abs(mean) >= 2 * se or se == 0 and mean != 0:
+        return "significantly better" if mean > 0 else "significantly worse"
+    return "not significant"
+
+
 def significance_words(first: str, second: str, benchmark: str, diff: dict) -> str:
     """One sentence: is `second` better or worse than `first`, beyond two standard errors?"""
     mean, se = 100 * diff["mean"], 100 * diff["stderr"]
@@ -217,9 +225,8 @@ def paired_report(eval_dirs: list[dict[str, Path]], labels: list[str], stages: l
                 scores[stage] = merged
             diff = paired_difference(scores[first], scores[second])
             sentence = significance_words(label_of[first], label_of[second], benchmark, diff)
-            verdict = sentence.split(" is ", 1)[1].split(" on ", 1)[0].replace(label_of[first], "").strip()
             lines.append(f"| {benchmark} | {label_of[second]} - {label_of[first]} | {100 * diff['mean']:+.1f} | "
-                         f"{100 * diff['stderr']:.1f} | {verdict} |")
+                         f"{100 * diff['stderr']:.1f} | {verdict(diff)} |")
             words.append(sentence)
             records.append({"benchmark": benchmark, "first": first, "second": second, **diff})
     return "\n".join(lines + [""] + [f"- {w}" for w in words]) + "\n", records
