@@ -23,6 +23,7 @@ from phi4_recipes.generation import PTSSampler, SamplingParams, build_generator
 from phi4_recipes.io import setup_logging
 from phi4_recipes.manifest import write_manifest
 from phi4_recipes.model_loading import get_tokenizer
+from phi4_recipes.pts.config import require_logprobs_of_sampling
 from phi4_recipes.pts.runner.export import export_pairs
 from phi4_recipes.pts.runner.plot import plot_records
 from phi4_recipes.pts.runner.question_search import search_question, stop_token_ids
@@ -38,6 +39,7 @@ from phi4_recipes.pts.runner.shards import (
 
 def main(args: PTSScriptArguments) -> dict:
     started = time.perf_counter()
+    require_logprobs_of_sampling(args.temperature, args.top_p, args.use_logprobs)
     set_seed(args.seed)
     logger = setup_logging()
     output_dir = Path(args.output_dir)

@@ -28,6 +28,15 @@ class PTSConfig:
     max_trials: int = field(default=64, metadata={"help": "At most this many search rollouts per prefix; at the "
                                                           "cap the point estimate decides (see unresolved_margin), "
                                                           "as the report's algorithm does at its fixed N."})
+    filter_max_trials: int = field(
+        default=256, metadata={"help": "The question filter is a sequential test: it samples p(empty prefix) in "
+                                       "doubling batches until its interval is clearly inside or outside "
+                                       "[p_min, p_max], spending up to this many rollouts only on questions near a "
+                                       "band edge (clear ones stop after min_trials)."})
+    keep_undecided: bool = field(
+        default=True, metadata={"help": "Search a question whose p interval still straddles a band edge at "
+                                        "filter_max_trials: rejecting an in-band question loses all its pivots, "
+                                        "keeping an out-of-band one only costs a search that finds real pivots."})
     confidence_z: float = field(default=1.5, metadata={"help": "z-score of the Wilson / Newcombe intervals that "
                                                                "stop search sampling early."})
     unresolved_margin: float = field(
@@ -62,6 +71,8 @@ class PTSConfig:
             raise ValueError(f"need 0 <= p_min <= p_max <= 1, got {self.p_min}, {self.p_max}")
         if self.min_trials < 1 or self.max_trials < self.min_trials:
             raise ValueError(f"need 1 <= min_trials <= max_trials, got {self.min_trials}, {self.max_trials}")
+        if self.filter_max_trials < self.min_trials:
+            raise ValueError("filter_max_trials must be at least min_trials")
         if self.confirm_max_trials < self.min_trials:
             raise ValueError("confirm_max_trials must be at least min_trials")
         if self.confidence_z <= 0 or self.confirm_z <= 0:
@@ -81,3 +92,17 @@ class PTSConfig:
         if unknown:
             raise KeyError(f"unknown PTSConfig keys: {unknown}")
         return cls(**data)
+
+
+def require_logprobs_of_sampling(temperature: float, top_p: float, use_logprobs: bool) -> None:
+    """Refuse log-prob guidance when samples come from another distribution than the log-probs describe.
+
+    The search's log-probs are temperature-1, full-vocabulary ones; at temperature 0.6 or top-p 0.9 a token's
+    headroom ``1 - pi(t)`` and the follow probabilities of the stratified estimate would be of the wrong
+    distribution, so pruning could drop real pivots and the change estimates would be biased.
+    """
+    if use_logprobs and (temperature != 1.0 or top_p != 1.0):
+        raise ValueError(f"temperature={temperature}, top_p={top_p} with use_logprobs=true: the search's token "
+                         "log-probs are at temperature 1 without top-p, so its pruning and estimates would use the "
+                         "wrong distribution; set temperature: 1.0 and top_p: 1.0, or use_logprobs: false "
+                         "(plain rollouts, valid at any temperature)")

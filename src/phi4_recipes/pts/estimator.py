@@ -68,6 +68,10 @@ class PrefixStats:
     exact: bool = False
 
 
+#: (prefix ids, draw key, round, n) -> the continuations drawn; see ``RolloutLedger``'s ``draws``.
+DrawCache = dict[tuple, list[list[int]]]
+
+
 class RolloutLedger:
     """All rollouts of one search, tallied per (stream, prefix length), per path and per first token.
 
@@ -79,6 +83,10 @@ class RolloutLedger:
     :param z: default z-score of the confidence intervals.
     :param logprobs: ``log pi(t_i | t_<i)`` per response token, under the sampling distribution;
         enables the stratified change estimate. ``None`` falls back to differences of prefix estimates.
+    :param draws: a :data:`DrawCache` shared by the searches of one question (same query and seed). A
+        draw's seed depends only on (seed, stream, position, round) and its distribution only on the prefix,
+        so two responses that share a prefix (always the empty one) would draw identical rollouts there:
+        the second search reads them from the cache instead (counted in ``reused``, not ``rollouts``).
     """
 
     def __init__(
@@ -90,8 +98,10 @@ class RolloutLedger:
         seed: int,
         z: float,
         logprobs: Sequence[float] | None = None,
+        draws: DrawCache | None = None,
     ) -> None:
         self.query_ids = list(query_ids)
+        self.draws = draws
         self.response_ids = list(response_ids)
         self.sampler = sampler
         self.oracle = oracle
@@ -113,6 +123,7 @@ class RolloutLedger:
         self._first_tokens: dict[int, dict[int, Tally]] = {}
         self._rounds: Counter[tuple] = Counter()
         self.rollouts: Counter[str] = Counter()
+        self.reused: Counter[str] = Counter()
 
     @property
     def length(self) -> int:
@@ -204,10 +215,16 @@ class RolloutLedger:
     def _draw(self, prefix: list[int], n: int, stream: str, key: tuple) -> list[list[int]]:
         round_index = self._rounds[key]
         self._rounds[key] += 1
+        cache_key = (tuple(prefix), key, round_index, n)
+        if self.draws is not None and cache_key in self.draws:
+            self.reused[stream] += n
+            return self.draws[cache_key]
         continuations = self.sampler.sample(self.query_ids, list(prefix), n, derive_seed(self.seed, *key, round_index))
         if len(continuations) != n:
             raise ValueError(f"sampler returned {len(continuations)} continuations, asked for {n}")
         self.rollouts[stream] += n
+        if self.draws is not None:
+            self.draws[cache_key] = [list(c) for c in continuations]
         return continuations
 
 

@@ -102,6 +102,7 @@ class PTSResult:
     :param estimates: counts for every prefix that was estimated, by position.
     :param rollouts: total continuations sampled (search + confirmation + pairs).
     :param rollouts_by_stream: the same, split by purpose.
+    :param reused_rollouts: continuations read from an earlier search of the same question (not sampled again).
     :param used_logprobs: whether the sampler's token log-probs guided the search.
     """
 
@@ -117,6 +118,7 @@ class PTSResult:
     rollouts: int = 0
     rollouts_by_stream: dict[str, int] = field(default_factory=dict)
     used_logprobs: bool = False
+    reused_rollouts: int = 0
 
     @property
     def seed(self) -> int:

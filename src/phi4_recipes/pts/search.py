@@ -5,7 +5,8 @@ sampling, and recursively halves every segment whose end-points differ by at lea
 a one-token segment that still does is a pivot. This implementation keeps that recursion and
 its stop rule, and changes where rollouts are spent:
 
-* the query filter stops after one small batch when p(empty prefix) is clearly in or out of range;
+* the query filter is a sequential test: it stops after one small batch when p(empty prefix) is clearly
+  in or out of range, and spends up to ``filter_max_trials`` only on questions near a band edge;
 * the change across a segment is decided with confidence bounds, sampling only the input that
   is least certain, instead of a fixed N per prefix; a segment still in doubt at the cap is
   split rather than pruned when its change is near ``p_gap`` (splitting costs rollouts, pruning
@@ -26,7 +27,16 @@ import math
 from collections.abc import Sequence
 
 from .config import PTSConfig
-from .estimator import CONFIRM, SEARCH, RolloutLedger, decide_gap, estimate_change, estimate_success
+from .estimator import (
+    CONFIRM,
+    SEARCH,
+    DrawCache,
+    PrefixStats,
+    RolloutLedger,
+    decide_gap,
+    estimate_change,
+    estimate_success,
+)
 from .pairs import select_pair
 from .protocols import IdsOracle, Sampler, token_logprobs_of
 from .result import Pivot, PrefixEstimate, PTSResult
@@ -38,6 +48,7 @@ def find_pivotal_tokens(
     sampler: Sampler,
     oracle: IdsOracle,
     config: PTSConfig | None = None,
+    draws: DrawCache | None = None,
 ) -> PTSResult:
     """Search one response for pivotal tokens and build their DPO pairs.
 
@@ -46,6 +57,8 @@ def find_pivotal_tokens(
     :param sampler: draws continuations; see :class:`~phi4_recipes.pts.protocols.Sampler`.
     :param oracle: ``oracle(response_ids) -> bool``; judges whole responses, never the query.
     :param config: search settings; ``PTSConfig()`` when omitted.
+    :param draws: rollouts shared with earlier searches of the same query and seed (see ``RolloutLedger``);
+        the result is the same with or without it, only cheaper.
     :returns: a :class:`~phi4_recipes.pts.result.PTSResult`; ``status == "filtered"`` (and no pivots)
         when p(empty prefix) is outside ``[config.p_min, config.p_max]``.
     """
@@ -54,11 +67,12 @@ def find_pivotal_tokens(
         raise ValueError("cannot search an empty response")
     token_logprobs = token_logprobs_of(sampler) if config.use_logprobs else None
     logprobs = list(token_logprobs(query_ids, response_ids)) if token_logprobs is not None else None
-    ledger = RolloutLedger(query_ids, response_ids, sampler, oracle, config.seed, config.confidence_z, logprobs)
+    ledger = RolloutLedger(query_ids, response_ids, sampler, oracle, config.seed, config.confidence_z, logprobs,
+                           draws)
     query = estimate_success(
-        ledger, 0, SEARCH, (config.p_min, config.p_max), config.min_trials, config.max_trials
+        ledger, 0, SEARCH, (config.p_min, config.p_max), config.min_trials, config.filter_max_trials
     )
-    if not config.p_min <= query.p <= config.p_max:
+    if not keeps_query(query, config):
         return _result(ledger, config, "filtered", query.p, [])
 
     if logprobs is None:
@@ -88,6 +102,14 @@ def find_pivotal_tokens(
             )
         )
     return _result(ledger, config, "searched", query.p, pivots)
+
+
+def keeps_query(query: PrefixStats, config: PTSConfig) -> bool:
+    """The question filter's verdict: p(empty prefix) in ``[p_min, p_max]``, or (``keep_undecided``) its
+    interval still reaching into the band after ``filter_max_trials`` rollouts."""
+    if config.p_min <= query.p <= config.p_max:
+        return True
+    return config.keep_undecided and not query.exact and query.low <= config.p_max and query.high >= config.p_min
 
 
 def subdivide(
@@ -211,4 +233,4 @@ def result_from_ledger(ledger: RolloutLedger, config: PTSConfig, status: str, p_
     """A :class:`PTSResult` whose inputs, verdict and rollout total come from the ledger; ``found`` is the rest."""
     return PTSResult(query_ids=list(ledger.query_ids), response_ids=list(ledger.response_ids), config=config,
                      status=status, p_query=p_query, response_correct=ledger.response_correct,
-                     rollouts=ledger.total_rollouts, **found)
+                     rollouts=ledger.total_rollouts, reused_rollouts=sum(ledger.reused.values()), **found)

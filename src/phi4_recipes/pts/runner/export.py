@@ -25,6 +25,8 @@ from .records import QuestionRecord
 from .shards import read_all_records
 
 PAIRS_FILE = "pairs.jsonl"
+#: The same pairs as TRL-convention text (`prompt`, `chosen`, `rejected`), for trainers that tokenise text.
+TEXT_PAIRS_FILE = "pairs_text.jsonl"
 PROMPT_IDS, CHOSEN_IDS, REJECTED_IDS = ID_COLUMNS
 
 
@@ -65,6 +67,26 @@ def pair_rows(records: Iterable[QuestionRecord], tokenizer) -> list[dict[str, An
     return [rows[key] for key in sorted(rows)]
 
 
+def text_pair_rows(rows: list[dict[str, Any]], tokenizer) -> list[dict[str, Any]]:
+    """``pairs.jsonl`` rows as plain text pairs. ``exact_retokenisation`` says whether encoding
+    ``prompt + chosen`` and ``prompt + rejected`` gives back the searched ids; where it is false (BPE merges
+    across the boundary, e.g. " 4" + "2" -> " 42") a text trainer compares other tokens than the search
+    found, and one that appends an end token (TRL does for text) trains on a token the search never saw."""
+
+    def encode(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    out = []
+    for row in rows:
+        prompt, chosen, rejected = row["prompt_text"], row["chosen_text"], row["rejected_text"]
+        exact = (encode(prompt + chosen) == row[PROMPT_IDS] + row[CHOSEN_IDS]
+                 and encode(prompt + rejected) == row[PROMPT_IDS] + row[REJECTED_IDS])
+        out.append({"prompt": prompt, "chosen": chosen, "rejected": rejected, "exact_retokenisation": exact,
+                    "question_id": row["question_id"], "response_index": row["response_index"],
+                    "position": row["position"], "p_chosen": row["p_chosen"], "p_rejected": row["p_rejected"]})
+    return out
+
+
 def summarize(records: list[QuestionRecord], num_pairs: int) -> dict[str, Any]:
     """The numbers a run reports: questions by status, responses searched, pivots, pairs, rollouts."""
     statuses = [r.status for r in records]
@@ -83,13 +105,15 @@ def summarize(records: list[QuestionRecord], num_pairs: int) -> dict[str, Any]:
         "pivots": sum(len(res.pivots) for res in results),
         "pairs": num_pairs,
         "rollouts": sum(res.rollouts for res in results),
+        "reused_rollouts": sum(res.reused_rollouts for res in results),
         "p_query_histogram": histogram,
         "seconds": round(sum(r.seconds for r in records), 1),
     }
 
 
 def export_pairs(output_dir: str | Path, tokenizer) -> dict[str, Any]:
-    """Merge every shard in ``output_dir`` into ``output_dir/pairs.jsonl``; return the summary numbers.
+    """Merge every shard in ``output_dir`` into ``output_dir/pairs.jsonl`` (exact ids) and
+    ``pairs_text.jsonl`` (its text view); return the summary numbers.
 
     Written atomically: several shard processes may export into one folder, and a reader (or ``run_dpo``)
     never sees a half-written file.
@@ -97,6 +121,7 @@ def export_pairs(output_dir: str | Path, tokenizer) -> dict[str, Any]:
     records = read_all_records(output_dir)
     rows = pair_rows(records, tokenizer)
     write_jsonl(Path(output_dir) / PAIRS_FILE, rows, atomic=True, fsync=True)
+    write_jsonl(Path(output_dir) / TEXT_PAIRS_FILE, text_pair_rows(rows, tokenizer), atomic=True, fsync=True)
     return summarize(records, len(rows))
 
 

@@ -2,7 +2,7 @@
 
 Choices made here (the report leaves them open):
 
-* The model's trailing stop token (``<|im_end|>``) is cut from each response before the search. It holds
+* The model's trailing stop token (the template's end of turn, ``<|im_end|>`` for Phi-4) is cut from each response before the search. It holds
   no answer text (the oracle skips special tokens anyway), and searching it would only ask whether
   *ending the turn* is pivotal. Every pair prompt is therefore ``query_ids + response_ids[:position]``
   exactly as searched, and the stop token never appears as a chosen or rejected side.
@@ -13,7 +13,9 @@ Choices made here (the report leaves them open):
 * Every seed derives from the run seed and the question id, never from the question's position, so a
   question gives the same record whichever shard runs it, in whatever order, after however many restarts.
   All responses of one question share one search seed, so they share the p(query) estimate and its
-  filter decision; when the first is filtered the others would be too, and are not searched again.
+  filter decision; when the first is filtered the others would be too, and are not searched again. The
+  later searches read the p(query) rollouts (and any other shared-prefix draw) from a per-question cache
+  instead of sampling the identical continuations again.
 """
 
 from __future__ import annotations
@@ -23,22 +25,24 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
+from phi4_recipes.tokenizer import end_of_turn_ids
+
 from ..config import PTSConfig
+from ..estimator import DrawCache
 from ..protocols import IdsOracle, Sampler
 from ..search import find_pivotal_tokens
 from ..stats import derive_seed
 from .records import QuestionRecord, ResponseRecord
 
-STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
+# Phi-4's document separator ends a reply too, where the vocabulary has it.
+EXTRA_STOP_TOKENS = ("<|endoftext|>",)
 
 
 def stop_token_ids(tokenizer) -> list[int]:
-    """Ids that end an assistant turn in this tokenizer: ``<|im_end|>``, ``<|endoftext|>`` and its eos."""
+    """Ids that end an assistant turn: the chat template's end-of-turn token (``<|im_end|>``, ``<|eot_id|>``,
+    ...), the tokenizer's eos and ``<|endoftext|>`` where it exists."""
     vocab = tokenizer.get_vocab()
-    ids = {vocab[t] for t in STOP_TOKENS if t in vocab}
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    return sorted(ids)
+    return sorted(set(end_of_turn_ids(tokenizer)) | {vocab[t] for t in EXTRA_STOP_TOKENS if t in vocab})
 
 
 def question_seed(run_seed: int, question_id: str) -> int:
@@ -98,8 +102,9 @@ def search_question(
     config = replace(config, seed=seed)
 
     searched = []
+    draws: DrawCache = {}  # the responses share the query and seed, so p(query) rollouts are drawn once
     for index in choose_responses(verdicts, [len(r) for r in responses], search_all_responses):
-        result = find_pivotal_tokens(query, responses[index], sampler, oracle, config)
+        result = find_pivotal_tokens(query, responses[index], sampler, oracle, config, draws=draws)
         searched.append(ResponseRecord(index, len(sampled[index]) > len(responses[index]), result))
         if result.status == "filtered":
             break
