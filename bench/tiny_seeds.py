@@ -61,23 +61,17 @@ def pts_evidence(run: Path) -> dict:
         text = prompt if isinstance(prompt, str) else json.dumps(prompt)
         prefix = text.split("<|im_sep|>")[-1] if "<|im_sep|>" in text else text
         kinds[pivot_kind(prefix)] += 1
-    stats = {}
-    for name in ("stats.json", "pts_stats.json", "summary.json"):
-        path = run / "pts" / name
-        if path.is_file():
-            stats = json.loads(path.read_text())
-            break
+    stats = json.loads((run / "pts" / "manifest.json").read_text()).get("summary", {})
     return {"pairs": len(pairs), "kinds": dict(kinds), "stats": stats,
             "dpo_pts": dpo_log(run / "dpo_pts"), "dpo_judge": dpo_log(run / "dpo_judge")}
 
 
 def dpo_log(folder: Path) -> dict:
-    """First and last logged reward margin / accuracy of a DPO stage (from its stage log)."""
-    log = folder.parent / "logs" / f"{folder.name}.log"
-    rows = []
-    for match in re.finditer(r"\{[^{}]*'rewards/margins'[^{}]*\}", log.read_text() if log.is_file() else ""):
-        row = dict(re.findall(r"'([^']+)': '?([-\d.e]+)'?", match.group(0)))
-        rows.append({k: float(v) for k, v in row.items() if k in ("rewards/margins", "rewards/accuracies", "loss")})
+    """First and last logged reward margin / accuracy of a DPO stage (the Trainer's log_history)."""
+    state = folder / "trainer_state.json"
+    history = json.loads(state.read_text())["log_history"] if state.is_file() else []
+    rows = [{k: row[k] for k in ("rewards/margins", "rewards/accuracies", "loss") if k in row}
+            for row in history if "rewards/margins" in row]
     return {"logged_steps": len(rows), "first": rows[0] if rows else None, "last": rows[-1] if rows else None}
 
 
@@ -134,8 +128,9 @@ def main() -> None:
         record["benchmarks"][benchmark] = table
 
     lines += ["**PTS and DPO evidence per seed**", "",
-              "| seed | PTS pairs | where the pivots sit | DPO-PTS margin first -> last | DPO-judge margin first -> last |",
-              "|---|---|---|---|---|"]
+              "| seed | PTS questions searched / filtered | p(query) histogram (tenths) | pivots | PTS pairs | where the "
+              "pivots sit | DPO-PTS margin first -> last | DPO-judge margin first -> last |",
+              "|---|---|---|---|---|---|---|---|"]
     for seed, run in zip(args.seeds, runs):
         evidence = pts_evidence(run)
         record.setdefault("pts", {})[seed] = evidence
@@ -147,7 +142,9 @@ def main() -> None:
                     f"{log['last'].get('rewards/margins', float('nan')):.3f} (acc {log['last'].get('rewards/accuracies', float('nan')):.2f})")
 
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(evidence["kinds"].items(), key=lambda kv: -kv[1]))
-        lines.append(f"| {seed} | {evidence['pairs']} | {kinds or '-'} | {margin(evidence['dpo_pts'])} | "
+        s = evidence["stats"]
+        lines.append(f"| {seed} | {s.get('searched')} / {s.get('filtered')} | {s.get('p_query_histogram')} | "
+                     f"{s.get('pivots')} | {evidence['pairs']} | {kinds or '-'} | {margin(evidence['dpo_pts'])} | "
                      f"{margin(evidence['dpo_judge'])} |")
     times = {}
     for run in runs:
