@@ -346,6 +346,18 @@ def test_interpreter_in_a_venv_under_tmp(tmp_path):
     assert _sandboxed_prefix_from(venv) == str(venv)
 
 
+def test_interpreter_in_a_private_venv_folder_made_by_mktemp():
+    # `mktemp -d` (CI scripts) makes the venv folder itself 0700: the program's uid could not enter it, so
+    # the sandbox rebuilds it as a traversable folder of read-only binds of its entries.
+    venv = Path(tempfile.mkdtemp(prefix="phi4-sandbox-venv-", dir="/tmp"))
+    try:
+        _make_venv(venv)
+        venv.chmod(0o700)
+        assert _sandboxed_prefix_from(venv) == str(venv)
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)
+
+
 @pytest.fixture
 def private_home():
     """A 0700 folder in the home directory (outside every scratch directory), like ~/.pyenv's owner."""

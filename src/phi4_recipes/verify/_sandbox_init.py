@@ -139,6 +139,12 @@ def plan_exposure(paths: list[str], scratch: list[str], hide_untraversable: bool
     """
     paths = sorted(set(paths))
     kept = [p for p in paths if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths)]
+    if hide_untraversable:
+        # A listed directory the program's uid cannot enter itself (a venv made by `mktemp -d`, mode 0700) is
+        # rebuilt as a traversable directory holding binds of its entries.
+        kept = [entry for path in kept for entry in (
+            [os.path.join(path, name) for name in sorted(os.listdir(path))]
+            if os.path.isdir(path) and os.stat(path).st_mode & 0o001 == 0 else [path])]
     plan: dict[str, list[str]] = {}
     for path in kept:
         parts = [part for part in path.split("/") if part]
