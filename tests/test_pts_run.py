@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from datasets import Dataset
 
 from phi4_recipes.configs import PTSScriptArguments, RecipeError, parse_recipe
@@ -317,7 +318,9 @@ def test_pts_recipes_parse(recipe, monkeypatch):
     assert (args.temperature, args.top_p) == (1.0, 1.0)
     dpo_recipe = {"recipes/tiny/pts.yaml": "recipes/tiny/dpo_pts.yaml", "recipes/pts.yaml": "recipes/dpo_pts.yaml",
                   "recipes/colab/pts.yaml": "recipes/colab/dpo_pts.yaml"}[recipe]
-    assert f"dataset_name: {args.output_dir}/pairs.jsonl" in (REPO / dpo_recipe).read_text()
+    # The DPO recipe reads what this run exports, as TRL's `datasets:` mixture (so `trl dpo` runs it too).
+    dpo = yaml.safe_load((REPO / dpo_recipe).read_text())
+    assert dpo["datasets"] == [{"path": "json", "data_files": f"{args.output_dir}/pairs.jsonl"}]
 
 
 def test_recipe_errors_name_the_key_and_file(tmp_path):
