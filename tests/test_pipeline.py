@@ -86,6 +86,15 @@ def test_rerun_skips_finished_stages_and_a_changed_recipe_reruns_it_and_what_fol
     assert [t["stage"] for t in times] == ["a", "b", "c"] and all(t["status"] == "ran" for t in times)
 
 
+def test_only_runs_the_named_stage_once_its_needs_have_finished(tmp_path):
+    path = write_pipeline(tmp_path)
+    with pytest.raises(SystemExit, match=r"stage b needs \['a'\], which have not finished"):
+        run(path, "--only", "b")
+    run(path, "--only", "a")
+    run(path, "--only", "c", "b")
+    assert runs(tmp_path) == ["a", "b", "c"]
+
+
 def test_recipes_are_rebased_into_the_run_folder(tmp_path):
     path = write_pipeline(tmp_path)
     run(path)

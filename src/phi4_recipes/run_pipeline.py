@@ -253,6 +253,11 @@ def main(args: PipelineArguments) -> Path:
         fingerprints[name] = fingerprint
         folder = run / name
         record = None if args.force else finished(folder, fingerprint)
+        if args.only is not None and name not in args.only:
+            continue
+        missing = [need for need in stage.get("needs", []) if finished(run / need, fingerprints[need]) is None]
+        if args.only is not None and missing and record is None:
+            raise SystemExit(f"stage {name} needs {missing}, which have not finished with these inputs: run them first")
         if record is not None:
             console.print(f"[{index}/{len(args.stages)}] [green]{name}[/]: finished earlier with the same inputs, "
                           f"skipped ({record['seconds']:.1f} s then)")

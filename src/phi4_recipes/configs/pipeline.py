@@ -38,6 +38,9 @@ class PipelineArguments:
                   "stages tabled at the end and the paired differences stated in words."})
     force: bool = field(default=False, metadata={"help": "Run every stage again, finished or not."})
     stop_after: str | None = field(default=None, metadata={"help": "Stop after this stage (quick partial runs)."})
+    only: list[str] | None = field(
+        default=None,
+        metadata={"help": "Run just these stages (their needs must have finished); the others are left as they are."})
     recipe_path: str | None = field(default=None, init=False, metadata={"help": "Set by parse_recipe."})
 
     def __post_init__(self):
@@ -59,5 +62,8 @@ class PipelineArguments:
             if stage["name"] in names:
                 raise RecipeError(f"command line: stage name '{stage['name']}' appears twice")
             names.append(stage["name"])
+        for name in self.only or []:
+            if name not in names:
+                raise RecipeError(f"command line: only: '{name}' is not a stage ({names})")
         if self.stop_after is not None and self.stop_after not in names:
             raise RecipeError(f"command line: stop_after '{self.stop_after}' is not a stage ({names})")
