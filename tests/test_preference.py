@@ -14,12 +14,26 @@ def tok():
     return tiny_tokenizer()
 
 
+def merging_split(tok) -> tuple[str, str]:
+    """A word the tokenizer spells as one token whose two pieces are tokens too (digits are split one by one
+    in the tiny tokenizer, so the merge comes from a word)."""
+    vocab = tok.get_vocab()
+    for word in sorted(vocab):
+        head, tail = word[:-1], word[-1]
+        if word.isalpha() and len(word) >= 3 and head in vocab and tail in vocab \
+                and tok.encode(word, add_special_tokens=False) == [vocab[word]]:
+            return head, tail
+    raise AssertionError("the tiny tokenizer has no mergeable word")
+
+
 def pts_pair(tok):
-    """A PTS pair whose prefix ends in "4" and whose chosen token is "2": as text, "42" is one token."""
-    prompt = tok.apply_chat_template([{"role": "user", "content": "What is 6 * 7?"}], add_generation_prompt=True,
+    """A PTS pair whose prefix ends in a word's head and whose chosen token is its last letter: as text, the
+    two are one token, so re-tokenising the pair would change the pivot."""
+    head, tail = merging_split(tok)
+    prompt = tok.apply_chat_template([{"role": "user", "content": "Spell the word."}], add_generation_prompt=True,
                                      return_dict=True)["input_ids"]
-    prefix = tok.encode("6 * 7 = 4", add_special_tokens=False)
-    chosen, rejected = tok.convert_tokens_to_ids(["2", "9"])
+    prefix = tok.encode(f"It is {head}", add_special_tokens=False)
+    chosen, rejected = tok.convert_tokens_to_ids([tail, "9"])
     return {"prompt_ids": prompt + prefix, "chosen_ids": [chosen], "rejected_ids": [rejected],
             "question_id": "q1", "position": len(prefix)}
 
@@ -27,7 +41,7 @@ def pts_pair(tok):
 def test_naive_retokenisation_would_change_the_pivot_token(tok):
     pair = pts_pair(tok)
     naive = tok.encode(tok.decode(pair["prompt_ids"] + pair["chosen_ids"]), add_special_tokens=False)
-    assert naive != pair["prompt_ids"] + pair["chosen_ids"]  # "4" + "2" collapses into the token "42"
+    assert naive != pair["prompt_ids"] + pair["chosen_ids"]  # head + last letter collapse into one token
 
 
 def test_pts_pairs_keep_exact_ids_through_the_trainer(tok, tmp_path):
