@@ -34,8 +34,13 @@ class ScriptedJudge(RuleJudgeServer):
             if fault and fault[0] == "stall":
                 import time
 
+                # Counted on arrival: the client gives up and retries long before this answer would be
+                # written, so the count must not wait for the sleep (on a loaded machine the run can end first).
+                with self._lock:
+                    self.requests.append(body)
                 time.sleep(fault[1])
-            elif fault:
+                raise ServerError(504, "stalled past the client's time-out")
+            if fault:
                 with self._lock:
                     self.requests.append(body)
                 raise ServerError(int(fault[0]), "injected")
