@@ -6,7 +6,14 @@ from pathlib import Path
 import pytest
 from datasets import Dataset
 
-from phi4_recipes.configs import CurateConfig, ModelConfig, RecipeError, ScriptArguments, SFTConfig, parse_recipe
+from phi4_recipes.configs import (
+    CurateConfig,
+    ModelConfig,
+    RecipeError,
+    ScriptArguments,
+    SFTConfig,
+    parse_recipe,
+)
 from phi4_recipes.curate.decontaminate import load_eval_texts
 from phi4_recipes.data.sources import load_source, require_chat_messages
 from phi4_recipes.model_loading import get_tokenizer

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from phi4_recipes.io import read_jsonl
 from phi4_recipes.data.ngrams import (
     ContaminationHit,
     NgramIndex,
@@ -18,6 +17,7 @@ from phi4_recipes.data.ngrams import (
     find_contamination,
     normalize_words,
 )
+from phi4_recipes.io import read_jsonl
 
 __all__ = ["ContaminationHit", "NgramIndex", "build_ngram_index", "contamination_of", "find_contamination",
            "load_eval_texts", "normalize_words"]

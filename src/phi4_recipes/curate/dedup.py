@@ -12,8 +12,6 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from ..io import read_jsonl
-
 # The hashing and grouping core is shared with synth/ (data/ is below both stages); re-exported here.
 from ..data.near_dedup import (  # noqa: F401
     WORD,
@@ -25,6 +23,7 @@ from ..data.near_dedup import (  # noqa: F401
     normalize_for_hash,
     signature_record,
 )
+from ..io import read_jsonl
 
 
 def read_signature_folder(folder: str | Path) -> list[dict]:
