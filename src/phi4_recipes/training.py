@@ -20,7 +20,7 @@ from .io import require_local_input
 from .manifest import read_manifest, write_manifest
 from .model_loading import configure_generation
 from .tokenizer import (
-    EOS_TOKEN,
+    end_of_turn_token,
     load_chat_template,
     load_training_chat_template,
     make_tokenizer_config_portable,
@@ -208,10 +208,10 @@ def finish(trainer, *, script_args, training_args, model_args, train_result, inp
     trainer.save_metrics("train", metrics)
     trainer.save_state()
     # Pretraining separates documents with <|endoftext|> (recipe `eos_token`), and TRL writes that into the
-    # tokenizer and model config; every checkpoint leaves with the chat EOS <|im_end|> so later stages and
-    # generation stop at the end of an assistant turn.
+    # tokenizer and model config; every checkpoint leaves with its template's end-of-turn token as EOS
+    # (<|im_end|> for Phi-4, the model's own for others) so later stages and generation stop at the end of a turn.
     tokenizer = trainer.processing_class
-    tokenizer.eos_token = EOS_TOKEN
+    tokenizer.eos_token = end_of_turn_token(tokenizer)
     # The {% generation %} template was for assistant masks only; jinja2/minijinja/llama.cpp fail on the tag,
     # so the checkpoint ships the plain Phi-4 template.
     if tokenizer.chat_template == load_training_chat_template():
