@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from phi4_recipes.configs import EvalArguments, RecipeError, parse_recipe
 from phi4_recipes.evaluation.lm_eval_runner import export_judge_settings
@@ -40,7 +41,8 @@ def test_command_line_overrides_the_recipe_and_config_flag_is_equivalent():
     positional = parse(str(RECIPES[1]), "--model_name_or_path", "m", "--limit", "3", "--backend=vllm")
     flag = parse("--config", str(RECIPES[1]), "--model_name_or_path", "m", "--limit", "3", "--backend=vllm")
     assert positional == flag
-    assert (positional.limit, positional.backend, positional.max_gen_toks) == (3, "vllm", 32)
+    in_file = yaml.safe_load(RECIPES[1].read_text())["max_gen_toks"]  # not overridden: the recipe's value stays
+    assert (positional.limit, positional.backend, positional.max_gen_toks) == (3, "vllm", in_file)
     listed = parse(str(RECIPES[1]), "--model_name_or_path", "m", "--benchmarks", "tiny_choice", "tiny_ifeval",
                    "--model_args", "{trust_remote_code: true}")
     assert listed.benchmarks == ["tiny_choice", "tiny_ifeval"] and listed.model_args == {"trust_remote_code": True}
