@@ -123,25 +123,16 @@ def get_model(model_args, tokenizer, *, use_liger: bool = True, config_overrides
         model = Phi4ForCausalLM(config)
         if dtype not in (None, "auto"):
             model = model.to(dtype)
-    elif is_phi_model(name, model_args.model_revision):
-        config = Phi4Config.from_pretrained(name, revision=model_args.model_revision, **overrides,
-                                            use_liger=use_liger)
-        model = Phi4ForCausalLM.from_pretrained(
-            name,
-            config=config,
-            revision=model_args.model_revision,
-            dtype=dtype if dtype is not None else "auto",
-            attn_implementation=model_args.attn_implementation,
-        )
     else:
-        config = AutoConfig.from_pretrained(name, revision=model_args.model_revision, **overrides)
-        model = AutoModelForCausalLM.from_pretrained(
-            name,
-            config=config,
-            revision=model_args.model_revision,
-            dtype=dtype if dtype is not None else "auto",
-            attn_implementation=model_args.attn_implementation,
-        )
+        # Phi-3/Phi-4 folders load into our class (Liger on CUDA); any other causal LM in its own layout.
+        phi = is_phi_model(name, model_args.model_revision)
+        config_class, model_class = (Phi4Config, Phi4ForCausalLM) if phi else (AutoConfig, AutoModelForCausalLM)
+        extra = {"use_liger": use_liger} if phi else {}
+        config = config_class.from_pretrained(name, revision=model_args.model_revision, **overrides, **extra)
+        model = model_class.from_pretrained(name, config=config, revision=model_args.model_revision,
+                                            dtype=dtype if dtype is not None else "auto",
+                                            attn_implementation=model_args.attn_implementation)
+    if not isinstance(model, Phi4ForCausalLM):
         if len(tokenizer) > model.config.vocab_size:  # `chat_template: phi4` added the ChatML specials
             logger.info("growing %s's embeddings from %d to %d for the added chat tokens", name,
                         model.config.vocab_size, len(tokenizer))
