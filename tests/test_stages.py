@@ -31,7 +31,7 @@ def chain(tmp_path_factory):
     run_stage("run_pretrain.py", "recipes/tiny/pretrain.yaml", "--output_dir", root / "pretrain",
               "--dataset_mixture", mixture, "--max_steps", "30", "--warmup_steps", "2", "--logging_steps", "3")
     run_stage("run_pretrain.py", "recipes/tiny/midtrain.yaml", "--model_name_or_path", root / "pretrain",
-              "--dataset_mixture", mixture, "--output_dir", root / "midtrain", "--max_steps", "8", "--max_length", "512", "--logging_steps", "1")
+              "--dataset_mixture", mixture, "--output_dir", root / "midtrain", "--max_steps", "15", "--max_length", "512", "--logging_steps", "1")
     run_stage("run_sft.py", *SFT_RECIPE, "--model_name_or_path", root / "midtrain", "--output_dir", root / "sft", "--max_steps", "40", "--logging_steps", "4")
     run_stage("run_dpo.py", "recipes/tiny/dpo_judge.yaml", "--dataset_name", "data/tiny/dpo_pairs.jsonl",
               "--model_name_or_path", root / "sft",
