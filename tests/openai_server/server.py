@@ -25,6 +25,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from phi4_recipes.generation.base import Generator
+from phi4_recipes.generation.chat_server import BackgroundHTTPServer
 
 from .faults import FaultPlan
 from .protocol import (
@@ -42,7 +43,7 @@ logger = logging.getLogger(__name__)
 _STATUS_TEXT = {429: "rate limited (injected)", 500: "internal error (injected)", 503: "overloaded (injected)"}
 
 
-class OpenAICompatibleServer:
+class OpenAICompatibleServer(BackgroundHTTPServer):
     """Serves `generator` on HOST:PORT in a background thread.
 
     Args:
@@ -76,31 +77,6 @@ class OpenAICompatibleServer:
     @property
     def port(self) -> int:
         return self._httpd.server_address[1]
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self._httpd.server_address[0]}:{self.port}/v1"
-
-    def start(self) -> OpenAICompatibleServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="openai-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._httpd.serve_forever()
-
-    def shutdown(self) -> None:
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.shutdown()
 
     def authorized(self, header: str | None) -> bool:
         if self._api_key is None:

@@ -65,7 +65,46 @@ def validate_chat_request(body, max_n: int) -> None:
             raise ServerError(400, f"'{key}' must be an integer {bound}, got {value!r}")
 
 
-class ChatServer:
+class BackgroundHTTPServer:
+    """Start/stop of an ``http.server`` in a background thread; subclasses set ``self._httpd`` (and
+    ``self._thread = None``) in ``__init__``. Shared by ChatServer and the tests' fault-injecting server."""
+
+    _httpd: ThreadingHTTPServer
+    _thread: threading.Thread | None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self):
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        try:
+            self._httpd.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._httpd.server_close()
+
+    def shutdown(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+
+class ChatServer(BackgroundHTTPServer):
     """Serves ``reply`` as chat completions on HOST:PORT in background threads; port 0 picks a free port.
 
     Args:
@@ -93,11 +132,6 @@ class ChatServer:
         self._thread: threading.Thread | None = None
 
     @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    @property
     def requests_seen(self) -> int:
         with self._lock:
             return len(self.requests)
@@ -119,32 +153,6 @@ class ChatServer:
         if self.api_key is None:
             return True
         return hmac.compare_digest((header or "").encode(), f"Bearer {self.api_key}".encode())
-
-    def start(self):
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=self.model_name, daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        try:
-            self._httpd.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self._httpd.server_close()
-
-    def shutdown(self) -> None:
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.shutdown()
 
 
 class _ThreadingServer(ThreadingHTTPServer):
