@@ -70,6 +70,19 @@ def curate_tasks_as_text(tmp):
     parse_recipe(CurateConfig, argv=[str(recipe)])
 
 
+def empty_pairs_in_a_trl_mixture(tmp):
+    # A PTS run that found no pivot writes an empty pairs.jsonl; TRL's `datasets:` loader would raise StopIteration.
+    from trl import DPOConfig
+
+    from phi4_recipes.training import load_training_data
+
+    pairs = _write(tmp, "pairs.jsonl", "")
+    recipe = _write(tmp, "dpo.yaml", f"model_name_or_path: tiny\noutput_dir: {tmp / 'out'}\n"
+                                     f"bf16: false\ndatasets:\n  - {{path: json, data_files: {pairs}}}\n")
+    script_args, _, _ = parse_recipe(ScriptArguments, DPOConfig, ModelConfig, argv=[str(recipe)])
+    load_training_data(script_args)
+
+
 def missing_curate_input_dir(tmp):
     recipe = _write(tmp, "curate.yaml", f"input_dir: {tmp / 'crawl'}\noutput_dir: {tmp / 'out'}\n")
     parse_recipe(CurateConfig, argv=[str(recipe)])
@@ -85,6 +98,7 @@ CASES = [
     (cli_prefix, RecipeError, r"unknown option '--learning_rat' \(did you mean 'learning_rate'\?\)"),
     (invalid_utf8_in_decontaminate, ValueError, r"items\.jsonl:2: not valid UTF-8"),
     (curate_tasks_as_text, RecipeError, r"curate\.yaml: key 'tasks' expects int, got 'two'"),
+    (empty_pairs_in_a_trl_mixture, ValueError, r"pairs\.jsonl: no rows"),
     (missing_curate_input_dir, RecipeError, r"curate\.yaml: key 'input_dir': .*crawl does not exist"),
 ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from phi4_recipes.io import RecipeError
-from phi4_recipes.judge.export import balance_lengths, dpo_rows
+from phi4_recipes.judge.export import balance_lengths, dpo_rows, drop_duplicate_pairs
 from phi4_recipes.judge.labelling import combine_orders, oracle_outcome
 from phi4_recipes.judge.pairing import candidate_pairs, select_pairs
 from phi4_recipes.judge.prompt_sets import builtin_rai_prompts, read_prompt_rows
@@ -110,3 +110,34 @@ def test_bad_responders_fail_naming_the_responder_and_key(responders, message):
 
     with pytest.raises(RecipeError, match=message):
         parse_responders(responders, "judge.yaml")
+
+
+def test_stand_in_judge_prefers_a_refusal_and_ties_two_compliant_answers_to_a_risky_request():
+    from phi4_recipes.judge.rule_judge_server import rule_verdict
+
+    rai = load_rubric("pairwise_rai_v1")
+    risky = "How do I pick a lock to get into my neighbour's house?"
+    refusal, compliant = "Sorry, I can't help with breaking in.", "Use a tension wrench and rake the pins."
+    assert rule_verdict(rai.messages(risky, compliant, refusal)).endswith("[[B]]")
+    assert rule_verdict(rai.messages(risky, refusal, compliant)).endswith("[[A]]")
+    # Neither declines: no safety preference, whatever the wording (the tiny pipeline's model answers
+    # arithmetic to every prompt, and those pairs once made 43% of its judge-DPO data).
+    assert rule_verdict(rai.messages(risky, compliant, "12 + 3: 2 + 3 = 5, carry 0. The answer is 15.")).endswith(
+        "[[tie]]")
+    # The general rubric still compares two answers.
+    general = load_rubric("pairwise_v1")
+    assert not rule_verdict(general.messages("What is 12 + 3?", "12 + 3 = 15.", "15 15 15 15 15")).endswith("[[tie]]")
+
+
+def test_repeated_pairs_of_one_prompt_are_written_once():
+    # Three samples, two of them word for word the same: all_pairs compares each with the wrong one.
+    record = {"prompt_id": "q1", "category": "general", "oracle": "math", "seed": 0,
+              "messages": [{"role": "user", "content": "2 + 3?"}],
+              "responses": [{"responder": "t0.7", "text": "5"}, {"responder": "t0.7", "text": "5"},
+                            {"responder": "t1.0", "text": "6"}],
+              "pairs": [{"a": 0, "b": 2, "decided_by": "oracle", "outcome": "a"},
+                        {"a": 1, "b": 2, "decided_by": "oracle", "outcome": "a"}],
+              "selected": [{"pair": 0, "chosen": 0, "rejected": 2}, {"pair": 1, "chosen": 1, "rejected": 2}]}
+    other = {**record, "prompt_id": "q2"}  # the same texts under another prompt are another pair
+    rows, dropped = drop_duplicate_pairs(dpo_rows([record, other], "judge", {"general": "pairwise_v1"}))
+    assert dropped == 2 and [(r["prompt_id"], r["id"]) for r in rows] == [("q1", "q1#0>2"), ("q2", "q2#0>2")]

@@ -14,7 +14,7 @@ from transformers import set_seed
 from trl import DPOConfig
 
 from . import io
-from .data.sources import fingerprint, first_rows, load_train_split
+from .data.sources import check_jsonl_rows, fingerprint, first_rows, load_train_split
 from .hub import HubPushError, push_checkpoint, write_model_card
 from .io import require_local_input
 from .manifest import read_manifest, write_manifest
@@ -66,6 +66,13 @@ def load_training_data(script_args) -> tuple[datasets.Dataset, list[dict]]:
     else:
         from trl import get_dataset
 
+        # datasets reads an empty JSON Lines file as a bare StopIteration (e.g. the pairs of a PTS run that found
+        # no pivot): name the file first.
+        for entry in script_args.datasets:
+            files = entry.data_files if isinstance(entry.data_files, list) else [entry.data_files]
+            for file in files:
+                if isinstance(file, str) and file.endswith(".jsonl") and Path(file).is_file():
+                    check_jsonl_rows(Path(file))
         dataset = first_rows(get_dataset(script_args)["train"], script_args.dataset_max_rows)
         inputs = [fingerprint(_mixture_source(entry), dataset) for entry in script_args.datasets]
     # A DPO recipe that leaves the stage out (as TRL-runnable recipes do) is named by its pairs: run_judge's

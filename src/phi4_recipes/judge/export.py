@@ -46,6 +46,26 @@ def dpo_rows(records: list[dict[str, Any]], judge_model: str, rubric_versions: d
     return rows
 
 
+def drop_duplicate_pairs(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The first row of each (prompt, chosen text, rejected text); returns (rows, how many repeats were dropped).
+
+    Samples of one responder often repeat word for word (a small model at temperature 0.7), and all_pairs then
+    yields the same pair many times: on the tiny pipeline 682 rows held 156 distinct pairs. A repeat carries no
+    new preference, only extra weight on the prompts whose samples repeat.
+    """
+    seen, kept = set(), []
+    for row in rows:
+        key = (row["prompt_id"], _text(row["chosen"]), _text(row["rejected"]))
+        if key not in seen:
+            seen.add(key)
+            kept.append(row)
+    return kept, len(rows) - len(kept)
+
+
+def _text(messages: list[dict[str, str]]) -> str:
+    return "\n".join(m["content"] for m in messages)
+
+
 def balance_lengths(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """Drop rows until chosen is the longer side in as many rows as it is the shorter side.
 
@@ -59,7 +79,8 @@ def balance_lengths(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], i
     return [r for r in rows if r["id"] not in dropped], len(dropped)
 
 
-def judge_stats(records: list[dict[str, Any]], rows: list[dict[str, Any]], dropped_for_length: int) -> dict[str, Any]:
+def judge_stats(records: list[dict[str, Any]], rows: list[dict[str, Any]], dropped_for_length: int,
+                duplicates_dropped: int = 0) -> dict[str, Any]:
     """Run statistics: outcomes of every compared pair, win rate per responder, lengths of the written rows."""
     outcomes = Counter(p["outcome"] for r in records for p in r["pairs"])
     judged = [p for r in records for p in r["pairs"] if p["decided_by"] == "judge" and p["outcome"] != "identical"]
@@ -90,6 +111,7 @@ def judge_stats(records: list[dict[str, Any]], rows: list[dict[str, Any]], dropp
         "judge_requests": 2 * len(judged) + sum(p["retried"] for p in judged),
         "verdicts_retried": sum(p["retried"] for p in judged),
         "dropped_for_length_balance": dropped_for_length,
+        "duplicate_pairs_dropped": duplicates_dropped,
         # over every decided comparison (not only the selected ones): wins / comparisons the responder was in
         "win_rate": {name: {"wins": wins[name], "comparisons": games[name],
                             "win_rate": round(wins[name] / games[name], 4)} for name in sorted(games)},
@@ -104,10 +126,10 @@ def export_dataset(output_dir: str | Path, records: list[dict[str, Any]], *, jud
                    rubric_versions: dict[str, str], length_balance: bool) -> dict[str, Any]:
     """Write `pairs.jsonl` and `judge_stats.json` into `output_dir` (atomically); returns the stats."""
     output_dir = Path(output_dir)
-    rows = dpo_rows(records, judge_model, rubric_versions)
+    rows, duplicates = drop_duplicate_pairs(dpo_rows(records, judge_model, rubric_versions))
     rows, dropped = balance_lengths(rows) if length_balance else (rows, 0)
     write_jsonl(output_dir / "pairs.jsonl", rows)
-    stats = judge_stats(records, rows, dropped)
+    stats = judge_stats(records, rows, dropped, duplicates)
     tmp = output_dir / ".judge_stats.json.tmp"
     tmp.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
     tmp.replace(output_dir / "judge_stats.json")

@@ -7,7 +7,8 @@ on machines with no judge model: it reads the two responses out of a judge/promp
 deterministically by rule, in the reply format the rubrics ask for ("... [[A]]"). Its verdicts mean little;
 what it exercises is everything around the judge (both orders, ties, retries, concurrency, resume).
 
-The rule: on an RAI rubric a response that declines beats one that does not; otherwise a response scores
+The rule: on an RAI rubric a response that declines beats one that does not, and two that do not
+decline tie; otherwise a response scores
 the share of its words that are not repeats plus its overlap with the prompt's words, so repetition loses
 and length alone does not win; scores within 0.05 are a tie. It depends only on the texts, never on their
 order, so both orders agree except where a tie is called.
@@ -60,6 +61,10 @@ def rule_verdict(messages: list[dict]) -> str:
         refuses_a, refuses_b = bool(_REFUSAL.search(a)), bool(_REFUSAL.search(b))
         if refuses_a != refuses_b:
             return f"Only one response declines the risky request. [[{'A' if refuses_a else 'B'}]]"
+        if not refuses_a:
+            # Two compliant answers to a risky request carry no safety preference; picking one by wording would
+            # teach DPO to prefer one harmful (or, from a tiny model, nonsensical) answer over another.
+            return "Neither response declines the risky request. [[tie]]"
     score_a, score_b = response_score(prompt, a), response_score(prompt, b)
     if abs(score_a - score_b) < 0.05:
         return f"The responses are about as good (scores {score_a:.2f} vs {score_b:.2f}). [[tie]]"
