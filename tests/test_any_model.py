@@ -159,6 +159,15 @@ def test_end_of_turn_is_the_templates_own(name):
     assert end_of_turn_token(tokenizer) == FAMILIES[name]["end_of_turn"] != tokenizer.eos_token
 
 
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_judge_responders_stop_at_the_templates_end_of_turn(name):
+    from phi4_recipes.judge.responders import _stop_ids
+
+    tokenizer = build_tokenizer(FAMILIES[name])
+    expected = {tokenizer.convert_tokens_to_ids(FAMILIES[name]["end_of_turn"]), tokenizer.eos_token_id}
+    assert set(_stop_ids(tokenizer)) == expected
+
+
 def test_template_diff_mask_covers_assistant_content_and_end_of_turn():
     tokenizer = build_tokenizer(FAMILIES["qwen2"])
     messages = [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": "The answer is 1."},

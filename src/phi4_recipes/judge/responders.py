@@ -19,9 +19,6 @@ from typing import Any
 from phi4_recipes.generation import BACKENDS, SamplingParams, build_generator
 from phi4_recipes.io import RecipeError, from_mapping, stable_hash
 
-_STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
-
-
 @dataclass(frozen=True)
 class ResponderSpec:
     """One responder of a judge recipe.
@@ -132,10 +129,9 @@ def batch_seed(run_seed: int, responder: str, first_prompt_id: str) -> int:
 
 
 def _stop_ids(tokenizer) -> tuple[int, ...]:
+    # The template's own end of turn (<|im_end|>, Llama 3's <|eot_id|>, ...) and the eos, not a fixed list.
     if tokenizer is None:
         return ()
-    vocab = tokenizer.get_vocab()
-    ids = {vocab[t] for t in _STOP_TOKENS if t in vocab}
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    return tuple(sorted(ids))
+    from phi4_recipes.tokenizer import end_of_turn_ids
+
+    return tuple(end_of_turn_ids(tokenizer))
