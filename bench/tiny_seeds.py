@@ -54,7 +54,8 @@ def pivot_kind(prefix: str) -> str:
 
 
 def pts_evidence(run: Path) -> dict:
-    pairs = [json.loads(line) for line in (run / "pts" / "pairs.jsonl").read_text().splitlines() if line.strip()]
+    # pairs.jsonl holds token ids; its text view (same rows, same order) holds the prompt as text.
+    pairs = [json.loads(line) for line in (run / "pts" / "pairs_text.jsonl").read_text().splitlines() if line.strip()]
     kinds = Counter()
     for pair in pairs:
         prompt = pair["prompt"]
