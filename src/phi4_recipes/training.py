@@ -45,10 +45,15 @@ def require_inputs(script_args, model_args) -> None:
             ("dataset_name", script_args.dataset_name),
             ("dataset_mixture", script_args.dataset_mixture)]
     for index, entry in enumerate(getattr(script_args, "datasets", None) or []):
-        files = entry.data_files if isinstance(entry.data_files, list) else [entry.data_files]
-        keys += [(f"datasets[{index}].data_files", f) for f in files if isinstance(f, str)]
+        keys += [(f"datasets[{index}].data_files", f) for f in _local_files(entry)]
     for key, value in keys:
         require_local_input(value, key, recipe)
+
+
+def _local_files(entry) -> list[str]:
+    """The file paths of one TRL `datasets:` entry (its data_files: one path or a list)."""
+    files = entry.data_files if isinstance(entry.data_files, list) else [entry.data_files]
+    return [f for f in files if isinstance(f, str)]
 
 
 def _mixture_source(entry) -> str:
@@ -69,9 +74,8 @@ def load_training_data(script_args) -> tuple[datasets.Dataset, list[dict]]:
         # datasets reads an empty JSON Lines file as a bare StopIteration (e.g. the pairs of a PTS run that found
         # no pivot): name the file first.
         for entry in script_args.datasets:
-            files = entry.data_files if isinstance(entry.data_files, list) else [entry.data_files]
-            for file in files:
-                if isinstance(file, str) and file.endswith(".jsonl") and Path(file).is_file():
+            for file in _local_files(entry):
+                if file.endswith(".jsonl") and Path(file).is_file():
                     check_jsonl_rows(Path(file))
         dataset = first_rows(get_dataset(script_args)["train"], script_args.dataset_max_rows)
         inputs = [fingerprint(_mixture_source(entry), dataset) for entry in script_args.datasets]

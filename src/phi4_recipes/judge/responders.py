@@ -19,6 +19,7 @@ from typing import Any
 from phi4_recipes.generation import BACKENDS, SamplingParams, build_generator
 from phi4_recipes.io import RecipeError, from_mapping, stable_hash
 
+
 @dataclass(frozen=True)
 class ResponderSpec:
     """One responder of a judge recipe.
