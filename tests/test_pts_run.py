@@ -265,7 +265,8 @@ def test_oracle_never_sees_the_query(small_model, tokenizer, tmp_path):
                             "--p_max", "1.0", "--responses_per_question", "4"))
     [record] = shard_records(shard_path(output_dir, 0, 1))
     assert record["sampled_correct"] == [False] * 4
-    assert record["p_query"] == 0.0 and record["responses"][0]["result"]["response_correct"] is False
+    # Every response was cut at max_new_tokens, so none is searched (a cut response has no final answer).
+    assert record["status"] == "no_response" and record["responses"] == [] and record["p_query"] is None
 
     oracle = ResponseOracle(tokenizer, Question("leak", "The answer is 97.", "97", "math"))
     answer_ids = tokenizer("The answer is 97.", add_special_tokens=False)["input_ids"]

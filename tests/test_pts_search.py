@@ -1,6 +1,7 @@
 """Pivotal Token Search against synthetic processes whose true pivots are known exactly."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -183,6 +184,16 @@ def test_change_estimate_converges_to_exact_change(with_logprobs):
         change = estimate_change(ledger, start, end, SEARCH, 2.0)
         assert change.low <= p[end] - p[start] <= change.high
         assert abs(change.diff - (p[end] - p[start])) < 0.05
+
+
+@pytest.mark.parametrize("with_logprobs", [True, False])
+def test_an_unsampled_change_is_undecided_however_small_the_headroom(with_logprobs):
+    # A token drawn with probability 0.75 can move p by up to 0.25 >= p_gap. Before any rollout the change
+    # interval must reach past +-p_gap, so decide_gap samples instead of ruling the token out unseen.
+    logprobs = [math.log(0.75), 0.0] if with_logprobs else None
+    ledger = RolloutLedger([1], [5, 6], lambda *a: [], lambda ids: False, 0, 2.0, logprobs)
+    change = estimate_change(ledger, 0, 1, SEARCH, 2.0)
+    assert change.low <= -0.2 and change.high >= 0.2
 
 
 def test_split_point_balances_weight():

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
+from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import set_seed
 
 from phi4_recipes.configs import PTSScriptArguments, parse_recipe
 from phi4_recipes.data.sources import fingerprint, load_source
-from phi4_recipes.generation import PTSSampler, SamplingParams, build_generator
+from phi4_recipes.generation import Generator, PTSSampler, SamplingParams, build_generator
 from phi4_recipes.io import setup_logging
 from phi4_recipes.manifest import write_manifest
 from phi4_recipes.model_loading import get_tokenizer
@@ -27,7 +29,7 @@ from phi4_recipes.pts.config import require_logprobs_of_sampling
 from phi4_recipes.pts.runner.export import export_pairs
 from phi4_recipes.pts.runner.plot import plot_records
 from phi4_recipes.pts.runner.question_search import search_question, stop_token_ids
-from phi4_recipes.pts.runner.questions import ResponseOracle, query_ids, read_questions
+from phi4_recipes.pts.runner.questions import Question, ResponseOracle, query_ids, read_questions
 from phi4_recipes.pts.runner.shards import (
     check_same_settings,
     open_shard,
@@ -35,6 +37,25 @@ from phi4_recipes.pts.runner.shards import (
     shard_of,
     shard_path,
 )
+
+
+def read_recipe_questions(args: PTSScriptArguments) -> tuple[Dataset, list[Question]]:
+    """The recipe's question set, every row validated (``dataset_*``, the ``*_field`` keys, ``oracle``)."""
+    dataset = load_source(args.dataset_name, args.dataset_split, args.dataset_config)
+    questions = read_questions(dataset, args.dataset_name, id_field=args.id_field, question_field=args.question_field,
+                               answer_field=args.answer_field, oracle=args.oracle, oracle_field=args.oracle_field,
+                               max_questions=args.max_questions)
+    return dataset, questions
+
+
+def open_sampler(args: PTSScriptArguments) -> tuple[Any, Generator, PTSSampler, list[int]]:
+    """The recipe's model as a PTS sampler: (tokenizer, generator to close, sampler, end-of-turn ids)."""
+    tokenizer = get_tokenizer(args.tokenizer_name_or_path, args.model_name_or_path)
+    generator = build_generator(args.backend, args.model_name_or_path, tokenizer, **(args.backend_kwargs or {}))
+    stop_ids = stop_token_ids(tokenizer)
+    params = SamplingParams(temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
+                            stop_token_ids=stop_ids)
+    return tokenizer, generator, PTSSampler(generator, params), stop_ids
 
 
 def main(args: PTSScriptArguments) -> dict:
@@ -45,10 +66,7 @@ def main(args: PTSScriptArguments) -> dict:
     output_dir = Path(args.output_dir)
 
     # Questions: this shard's share, minus those any shard file in output_dir already holds.
-    dataset = load_source(args.dataset_name, args.dataset_split, args.dataset_config)
-    questions = read_questions(dataset, args.dataset_name, id_field=args.id_field, question_field=args.question_field,
-                               answer_field=args.answer_field, oracle=args.oracle, oracle_field=args.oracle_field,
-                               max_questions=args.max_questions)
+    dataset, questions = read_recipe_questions(args)
     mine = [q for q in questions if shard_of(q.id, args.num_shards) == args.shard_index]
     writer, written = open_shard(shard_path(output_dir, args.shard_index, args.num_shards))
     already = written + read_all_records(output_dir, skip=[writer.path])
@@ -60,12 +78,7 @@ def main(args: PTSScriptArguments) -> dict:
                 f" (cut a {writer.truncated_bytes}-byte unfinished line)" if writer.truncated_bytes else "")
 
     # Model: any generation backend; the search only needs samples and token log-probs.
-    tokenizer = get_tokenizer(args.tokenizer_name_or_path, args.model_name_or_path)
-    generator = build_generator(args.backend, args.model_name_or_path, tokenizer, **(args.backend_kwargs or {}))
-    stop_ids = stop_token_ids(tokenizer)
-    params = SamplingParams(temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
-                            stop_token_ids=stop_ids)
-    sampler = PTSSampler(generator, params)
+    tokenizer, generator, sampler, stop_ids = open_sampler(args)
     search_config = args.pts_config(args.seed)  # each question replaces the seed with its own
     settings = args.result_settings()
 

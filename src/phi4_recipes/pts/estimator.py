@@ -299,13 +299,27 @@ def estimate_change(ledger: RolloutLedger, start: int, end: int, stream: str, z:
     follow = ledger.follow_probability(start, end)
     if follow is None:
         a = ledger.stats(start, stream, z)
-        low, high = difference_interval(a.p, (a.low, a.high), b.p, (b.low, b.high))
+        low, high = _change_interval(a.p, (a.low, a.high), a.trials, b)
         return ChangeEstimate(b.p - a.p, low, high, ((a.high - a.low, start), *b_width))
     off = ledger.off_response_tally(start, end, stream)
     off_low, off_high = wilson_interval(off.successes, off.trials, z)
-    low, high = difference_interval(off.p, (off_low, off_high), b.p, (b.low, b.high))
+    low, high = _change_interval(off.p, (off_low, off_high), off.trials, b)
     scale = 1.0 - follow
     return ChangeEstimate(scale * (b.p - off.p), scale * low, scale * high, ((off_high - off_low, start), *b_width))
+
+
+def _change_interval(p_a: float, interval_a: tuple[float, float], trials_a: int,
+                     b: PrefixStats) -> tuple[float, float]:
+    """Interval for ``p_b - p_a``: Newcombe's hybrid once both sides have data, else the plain box.
+
+    With an unsampled side (interval (0, 1), point 0.5) the hybrid spans only +-0.71, which the
+    stratified estimate then scales by the headroom ``1 - pi``: at headroom 0.25 an unsampled
+    confirmation would read as "moves p by less than 0.18" and rule a pivot out without a rollout.
+    The box ``[low_b - high_a, high_b - low_a]`` is the honest interval there ([-1, 1] with no data).
+    """
+    if trials_a == 0 or (b.trials == 0 and not b.exact):
+        return b.low - interval_a[1], b.high - interval_a[0]
+    return difference_interval(p_a, interval_a, b.p, (b.low, b.high))
 
 
 @dataclass(frozen=True)

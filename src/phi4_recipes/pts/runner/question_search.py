@@ -6,6 +6,8 @@ Choices made here (the report leaves them open):
   no answer text (the oracle skips special tokens anyway), and searching it would only ask whether
   *ending the turn* is pivotal. Every pair prompt is therefore ``query_ids + response_ids[:position]``
   exactly as searched, and the stop token never appears as a chosen or rejected side.
+* Only responses the model finished (it produced a stop token) are searched: one cut at ``max_new_tokens``
+  has no final answer to judge. A question whose sampled responses are all cut is ``no_response``.
 * Of the ``responses_per_question`` sampled responses, the first incorrect and the first correct one
   are searched (``search_all_responses`` searches all). A correct response shows the tokens that
   raise p, an incorrect one those that lower it, so one of each finds more distinct pivots per rollout
@@ -54,9 +56,16 @@ def strip_stop(token_ids: Sequence[int], stop_ids: Collection[int]) -> list[int]
     return ids[:-1] if ids and ids[-1] in stop_ids else ids
 
 
-def choose_responses(verdicts: Sequence[bool], lengths: Sequence[int], search_all: bool) -> list[int]:
-    """Indices of the sampled responses to search (non-empty ones only), in sample order."""
-    usable = [i for i, n in enumerate(lengths) if n > 0]
+def choose_responses(verdicts: Sequence[bool], lengths: Sequence[int], search_all: bool,
+                     finished: Sequence[bool] | None = None) -> list[int]:
+    """Indices of the sampled responses to search, in sample order: non-empty ones the model finished.
+
+    A response cut at ``max_new_tokens`` is not an answer: its oracle verdict judges a truncated text, and the
+    model would have gone on writing. Searching it makes its last tokens look pivotal against that verdict
+    (SmolLM2-135M, 48-token cap: "The final answer is «9»" at search Delta +0.57, re-estimated +0.03).
+    """
+    finished = [True] * len(lengths) if finished is None else finished
+    usable = [i for i, n in enumerate(lengths) if n > 0 and finished[i]]
     if search_all:
         return usable
     first_wrong = next((i for i in usable if not verdicts[i]), None)
@@ -103,7 +112,8 @@ def search_question(
 
     searched = []
     draws: DrawCache = {}  # the responses share the query and seed, so p(query) rollouts are drawn once
-    for index in choose_responses(verdicts, [len(r) for r in responses], search_all_responses):
+    finished = [len(ids) > len(cut) for ids, cut in zip(sampled, responses, strict=True)]
+    for index in choose_responses(verdicts, [len(r) for r in responses], search_all_responses, finished):
         result = find_pivotal_tokens(query, responses[index], sampler, oracle, config, draws=draws)
         searched.append(ResponseRecord(index, len(sampled[index]) > len(responses[index]), result))
         if result.status == "filtered":

@@ -50,7 +50,7 @@ class QuestionRecord:
 
     :param question_id: the question's stable id.
     :param status: ``"searched"`` (some response was searched), ``"filtered"`` (p(query) outside
-        [p_min, p_max]) or ``"no_response"`` (every sampled response was empty).
+        [p_min, p_max]) or ``"no_response"`` (every sampled response was empty or cut at ``max_new_tokens``).
     :param p_query: p(success | query) from the first searched response; ``None`` when none was searched.
     :param sampled_correct: the oracle's verdict on each sampled response, in sample order.
     :param responses: the searched responses.

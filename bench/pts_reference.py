@@ -1,0 +1,295 @@
+"""PTS on a real model against an exhaustive reference, side by side with the best public implementation.
+
+    python bench/pts_reference.py recipes/tiny/pts.yaml --model_name_or_path outputs/tiny_s1/sft \
+        --max_questions 16 --reference_rollouts 256 --out bench/pts_reference_tiny.json
+
+One run, one model, the same questions, oracle, responses and p_gap for every method:
+
+* **ours**: the production path, ``search_question`` with the recipe's settings (filter, search, confirmation
+  and pair selection all counted in its rollouts);
+* **peer**: the algorithm of codelion/pts (``pts run``, the most complete public PTS), re-implemented here on
+  the same sampler at its CLI defaults: p(question) from ``--num-samples 50`` rollouts against
+  ``[--min-prob, --max-prob]``, then recursive bisection at the token-count midpoint with a fixed 50 rollouts per
+  prefix string (cached), a one-token segment moving p by ``--prob-threshold`` being a pivot, and for each
+  positive pivot the rejected token from the top ``--num-candidates 10`` next tokens, 50 rollouts each, first
+  one whose p falls by the threshold. Two courtesies make it cheaper than the real thing: the full response's
+  success is the oracle's verdict (the peer samples it), and the empty prefix is estimated once (the peer keys
+  the filter's estimate and the bisection's first one differently and samples both);
+* **reference**: ``--reference_rollouts`` fresh rollouts (seeds neither method uses) at every prefix next to a
+  token that can be pivotal. A token drawn with probability pi moves p by at most ``1 - pi`` (p(prefix) is a
+  pi-weighted average over next tokens), so tokens with ``1 - pi < p_gap`` are not pivots; every other token
+  of every chosen response is estimated, which makes the reference exhaustive over possible pivots. The same
+  bound clips each reference change (noise alone can take an estimate past it). It holds for the
+  distribution the sampler draws from, so the recipe must sample at temperature 1 and top_p 1.
+
+Scoring, for each method's pivots: *strict* counts a pivot real when the reference's |Delta p| >= p_gap;
+*tolerant* also credits one within 2 reference stderr of p_gap, and takes recall only over the reference
+pivots that clear p_gap by 2 stderr (a borderline token is neither a required find nor a false one). Recall
+covers the reference pivots of questions whose reference p(question) lies in [p_min, p_max]. Rollouts per
+real pivot divide all of a method's rollouts by its strict true pivots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from phi4_recipes.configs import PTSScriptArguments, parse_recipe
+from phi4_recipes.generation import PTSSampler
+from phi4_recipes.pts.config import PTSConfig
+from phi4_recipes.pts.reference import find_pivotal_tokens_baseline
+from phi4_recipes.pts.runner.question_search import (
+    choose_responses,
+    question_seed,
+    search_question,
+    strip_stop,
+)
+from phi4_recipes.pts.runner.questions import ResponseOracle, query_ids
+from phi4_recipes.pts.stats import derive_seed
+from phi4_recipes.run_pts import open_sampler, read_recipe_questions
+
+PEER_SAMPLES = 50
+PEER_CANDIDATES = 10
+
+
+@dataclass
+class Chosen:
+    """One response both methods search, with the reference's estimates along it."""
+
+    question_id: str
+    index: int
+    query: list[int]
+    response: list[int]
+    oracle: Callable[[list[int]], bool]
+    seed: int
+    logprobs: list[float]
+    reference: dict[int, tuple[int, int]] = field(default_factory=dict)  # prefix length -> (successes, trials)
+
+
+def count(sampler: PTSSampler, oracle, stops, query, prefix, n: int, seed: int) -> int:
+    return sum(bool(oracle(list(prefix) + strip_stop(d, stops))) for d in sampler.sample(query, list(prefix), n, seed))
+
+
+def reference_p(chosen: Chosen, position: int) -> tuple[float, float]:
+    """p(success | response[:position]) and its stderr from the reference rollouts (exact at the end)."""
+    if position == len(chosen.response):
+        return float(chosen.oracle(chosen.response)), 0.0
+    successes, trials = chosen.reference[position]
+    p = successes / trials
+    return p, math.sqrt(p * (1 - p) / trials)
+
+
+def headroom(chosen: Chosen, position: int) -> float:
+    """``1 - pi(token)``: the most the token at ``position`` can move p."""
+    return 1.0 - math.exp(min(0.0, chosen.logprobs[position]))
+
+
+def reference_delta(chosen: Chosen, position: int) -> tuple[float, float]:
+    """The reference's change across the token and its stderr; the estimate is clipped to the exact bound
+    ``|Delta p| <= 1 - pi``, which sampling noise alone can overshoot."""
+    (pb, sb), (pa, sa) = reference_p(chosen, position), reference_p(chosen, position + 1)
+    bound = headroom(chosen, position)
+    return max(-bound, min(bound, pa - pb)), math.hypot(sb, sa)
+
+
+def possible_pivots(chosen: Chosen, p_gap: float) -> list[int]:
+    return [i for i in range(len(chosen.logprobs)) if headroom(chosen, i) >= p_gap]
+
+
+def estimate_reference(chosen: Chosen, sampler, stops, n: int, p_gap: float) -> int:
+    needed = {0} | {e for i in possible_pivots(chosen, p_gap) for e in (i, i + 1)}
+    needed.discard(len(chosen.response))
+    for position in sorted(needed - set(chosen.reference)):
+        seed = derive_seed(chosen.seed, "exhaustive-reference", chosen.index, position)
+        chosen.reference[position] = (count(sampler, chosen.oracle, stops, chosen.query,
+                                            chosen.response[:position], n, seed), n)
+    return len(needed) * n
+
+
+def model_ranking(model) -> Callable[[list[int], list[int]], list[int]]:
+    """Next-token ids of ``query + prefix``, most likely first (the peer's rejected-token candidates)."""
+
+    def rank(query: list[int], prefix: list[int]) -> list[int]:
+        with torch.inference_mode():
+            ids = torch.tensor([query + prefix], device=next(model.parameters()).device)
+            logits = model(input_ids=ids).logits[0, -1]
+        return torch.topk(logits.float(), PEER_CANDIDATES + 1).indices.tolist()
+
+    return rank
+
+
+def peer_search(chosen: Chosen, sampler, stops, rank_next, config: PTSConfig) -> tuple[list[int], int, int]:
+    """codelion/pts at its CLI defaults on one response: (pivot positions, rollouts, pairs found).
+
+    :param rank_next: ``(query, prefix) -> token ids``, most likely next token first.
+    """
+    peer_config = replace(config, seed=derive_seed(chosen.seed, "peer"))
+    result = find_pivotal_tokens_baseline(chosen.query, chosen.response, sampler, chosen.oracle, PEER_SAMPLES,
+                                          peer_config)
+    rollouts, pairs = result.rollouts, 0
+    for pivot in result.pivots:
+        if pivot.p_after <= pivot.p_before:
+            continue
+        prefix = chosen.response[:pivot.position]
+        ranked = rank_next(chosen.query, prefix)
+        for candidate in [t for t in ranked if t != pivot.token_id][:PEER_CANDIDATES]:
+            seed = derive_seed(peer_config.seed, "peer-rejected", pivot.position, candidate)
+            p_alt = count(sampler, chosen.oracle, stops, chosen.query, prefix + [candidate], PEER_SAMPLES,
+                          seed) / PEER_SAMPLES
+            rollouts += PEER_SAMPLES
+            if pivot.p_before - p_alt >= config.p_gap:
+                pairs += 1
+                break
+    return ([p.position for p in result.pivots] if result.status == "searched" else []), rollouts, pairs
+
+
+def score(name: str, found: dict[tuple[str, int], list[int]], rollouts: int, chosen: list[Chosen],
+          in_band: set[str], p_gap: float) -> dict:
+    strict_true = tolerant_true = 0
+    wrong = []
+    for c in chosen:
+        possible = set(possible_pivots(c, p_gap))
+        for position in found.get((c.question_id, c.index), []):
+            if position not in possible:  # |Delta p| <= 1 - pi < p_gap: false by the bound, no estimate needed
+                wrong.append({"question_id": c.question_id, "response": c.index, "position": position,
+                              "delta_ref": None, "headroom": round(headroom(c, position), 3)})
+                continue
+            delta, stderr = reference_delta(c, position)
+            strict_true += abs(delta) >= p_gap
+            tolerant_true += abs(delta) + 2 * stderr >= p_gap
+            if abs(delta) < p_gap:
+                wrong.append({"question_id": c.question_id, "response": c.index, "position": position,
+                              "delta_ref": round(delta, 3), "stderr": round(stderr, 3)})
+    reference = clear = hit = hit_clear = 0
+    missed = []
+    for c in chosen:
+        if c.question_id not in in_band:
+            continue
+        mine = set(found.get((c.question_id, c.index), []))
+        for position in possible_pivots(c, p_gap):
+            delta, stderr = reference_delta(c, position)
+            if abs(delta) < p_gap:
+                continue
+            reference += 1
+            hit += position in mine
+            if abs(delta) - 2 * stderr >= p_gap:
+                clear += 1
+                hit_clear += position in mine
+            if position not in mine:
+                missed.append({"question_id": c.question_id, "response": c.index, "position": position,
+                               "delta_ref": round(delta, 3), "stderr": round(stderr, 3)})
+    total = sum(len(v) for v in found.values())
+    return {
+        "method": name, "pivots": total, "true_strict": strict_true, "true_tolerant": tolerant_true,
+        "precision_strict": round(strict_true / total, 3) if total else None,
+        "precision_tolerant": round(tolerant_true / total, 3) if total else None,
+        "reference_pivots": reference, "recall_strict": round(hit / reference, 3) if reference else None,
+        "clear_reference_pivots": clear, "recall_tolerant": round(hit_clear / clear, 3) if clear else None,
+        "rollouts": rollouts,
+        "rollouts_per_real_pivot": round(rollouts / strict_true, 1) if strict_true else None,
+        "false_pivots": wrong, "missed": missed,
+    }
+
+
+def run(args: PTSScriptArguments, reference_rollouts: int) -> dict:
+    started = time.perf_counter()
+    if args.temperature != 1.0 or args.top_p != 1.0:
+        raise SystemExit("the reference's headroom bound needs temperature 1 and top_p 1 (the model's own log-probs)")
+    _, questions = read_recipe_questions(args)
+    tokenizer, generator, sampler, stops = open_sampler(args)
+    config = args.pts_config(args.seed)
+    rank_next = model_ranking(generator.model)
+    ours_found: dict[tuple[str, int], list[int]] = {}
+    peer_found: dict[tuple[str, int], list[int]] = {}
+    chosen: list[Chosen] = []
+    ours_rollouts = peer_rollouts = reference_total = peer_pairs = ours_pairs = 0
+    seconds = {"ours": 0.0, "peer": 0.0, "reference": 0.0}
+    for question in tqdm(questions, desc="questions", unit="question"):
+        oracle = ResponseOracle(tokenizer, question, args.oracle_options)
+        query = query_ids(tokenizer, question, args.system_prompt)
+        seed = question_seed(args.seed, question.id)
+        # The responses search_question samples and chooses (same seed), whatever its filter then decides.
+        sampled = sampler.sample(query, [], args.responses_per_question, derive_seed(seed, "responses"))
+        responses = [strip_stop(ids, stops) for ids in sampled]
+        finished = [len(ids) > len(cut) for ids, cut in zip(sampled, responses, strict=True)]
+        indices = choose_responses([oracle(r) for r in responses], [len(r) for r in responses],
+                                   args.search_all_responses, finished)
+        tick = time.perf_counter()
+        record = search_question(question.id, query, sampler, oracle, config=config, run_seed=args.seed,
+                                 responses_per_question=args.responses_per_question,
+                                 search_all_responses=args.search_all_responses, stop_ids=stops,
+                                 model=args.model_name_or_path, tokenizer=args.model_name_or_path, settings={})
+        seconds["ours"] += time.perf_counter() - tick
+        ours_rollouts += record.rollouts
+        for searched in record.responses:
+            ours_found[(question.id, searched.response_index)] = [p.position for p in searched.result.pivots]
+            ours_pairs += len(searched.result.pairs)
+        for index in indices:
+            c = Chosen(question.id, index, query, responses[index], oracle, seed,
+                       sampler.token_logprobs(query, responses[index]))
+            chosen.append(c)
+            tick = time.perf_counter()
+            peer_found[(question.id, index)], spent, pairs = peer_search(c, sampler, stops, rank_next, config)
+            seconds["peer"] += time.perf_counter() - tick
+            # The peer's filter sits on the first response (all responses share its p(question) estimate).
+            if index != indices[0]:
+                spent -= PEER_SAMPLES
+            peer_rollouts += spent
+            peer_pairs += pairs
+            tick = time.perf_counter()
+            reference_total += estimate_reference(c, sampler, stops, reference_rollouts, config.p_gap)
+            seconds["reference"] += time.perf_counter() - tick
+    in_band = {c.question_id for c in chosen if config.p_min <= reference_p(c, 0)[0] <= config.p_max}
+    generator.close()
+    results = [score("ours", ours_found, ours_rollouts, chosen, in_band, config.p_gap),
+               score("peer (codelion/pts defaults)", peer_found, peer_rollouts, chosen, in_band, config.p_gap)]
+    results[0]["pairs"], results[1]["pairs"] = ours_pairs, peer_pairs
+    ours, peer = results[0]["rollouts_per_real_pivot"], results[1]["rollouts_per_real_pivot"]
+    return {
+        "model": args.model_name_or_path, "questions": len(questions), "responses": len(chosen),
+        "questions_in_band_by_reference": len(in_band), "p_gap": config.p_gap,
+        "reference_rollouts_per_prefix": reference_rollouts, "reference_rollouts": reference_total,
+        "ours_vs_peer_rollouts_per_real_pivot": round(ours / peer, 3) if ours and peer else None,
+        "methods": results, "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def markdown(summary: dict) -> str:
+    lines = [f"{summary['model']}: {summary['questions']} questions, {summary['responses']} responses, "
+             f"{summary['questions_in_band_by_reference']} in band by the reference; reference "
+             f"{summary['reference_rollouts_per_prefix']} rollouts per prefix ({summary['reference_rollouts']:,} in "
+             f"all); p_gap {summary['p_gap']}", "",
+             "| method | pivots | precision strict / tolerant | recall strict / tolerant | rollouts | "
+             "rollouts per real pivot | pairs |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for m in summary["methods"]:
+        lines.append(f"| {m['method']} | {m['pivots']} | {m['precision_strict']} / {m['precision_tolerant']} | "
+                     f"{m['recall_strict']} / {m['recall_tolerant']} | {m['rollouts']:,} | "
+                     f"{m['rollouts_per_real_pivot']} | {m['pairs']} |")
+    lines.append(f"\nours / peer rollouts per real pivot: {summary['ours_vs_peer_rollouts_per_real_pivot']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--reference_rollouts", type=int, default=256)
+    parser.add_argument("--out")
+    options, rest = parser.parse_known_args(argv)
+    (args,) = parse_recipe(PTSScriptArguments, argv=rest)
+    summary = run(args, options.reference_rollouts)
+    if options.out:
+        Path(options.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(options.out).write_text(json.dumps(summary, indent=1) + "\n")
+    print(markdown(summary))
+
+
+if __name__ == "__main__":
+    main()
