@@ -47,8 +47,8 @@ from phi4_recipes.generation import PTSSampler
 from phi4_recipes.pts.config import PTSConfig
 from phi4_recipes.pts.reference import find_pivotal_tokens_baseline
 from phi4_recipes.pts.runner.question_search import (
-    choose_responses,
     question_seed,
+    sample_responses,
     search_question,
     strip_stop,
 )
@@ -217,11 +217,9 @@ def run(args: PTSScriptArguments, reference_rollouts: int) -> dict:
         query = query_ids(tokenizer, question, args.system_prompt)
         seed = question_seed(args.seed, question.id)
         # The responses search_question samples and chooses (same seed), whatever its filter then decides.
-        sampled = sampler.sample(query, [], args.responses_per_question, derive_seed(seed, "responses"))
-        responses = [strip_stop(ids, stops) for ids in sampled]
-        finished = [len(ids) > len(cut) for ids, cut in zip(sampled, responses, strict=True)]
-        indices = choose_responses([oracle(r) for r in responses], [len(r) for r in responses],
-                                   args.search_all_responses, finished)
+        sampled = sample_responses(query, sampler, oracle, seed=seed, count=args.responses_per_question,
+                                   search_all=args.search_all_responses, stop_ids=stops)
+        responses, indices = sampled.responses, sampled.chosen
         tick = time.perf_counter()
         record = search_question(question.id, query, sampler, oracle, config=config, run_seed=args.seed,
                                  responses_per_question=args.responses_per_question,

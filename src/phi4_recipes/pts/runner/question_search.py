@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from phi4_recipes.tokenizer import end_of_turn_ids
@@ -57,20 +57,46 @@ def strip_stop(token_ids: Sequence[int], stop_ids: Collection[int]) -> list[int]
 
 
 def choose_responses(verdicts: Sequence[bool], lengths: Sequence[int], search_all: bool,
-                     finished: Sequence[bool] | None = None) -> list[int]:
+                     finished: Sequence[bool]) -> list[int]:
     """Indices of the sampled responses to search, in sample order: non-empty ones the model finished.
 
     A response cut at ``max_new_tokens`` is not an answer: its oracle verdict judges a truncated text, and the
     model would have gone on writing. Searching it makes its last tokens look pivotal against that verdict
     (SmolLM2-135M, 48-token cap: "The final answer is «9»" at search Delta +0.57, re-estimated +0.03).
     """
-    finished = [True] * len(lengths) if finished is None else finished
     usable = [i for i, n in enumerate(lengths) if n > 0 and finished[i]]
     if search_all:
         return usable
     first_wrong = next((i for i in usable if not verdicts[i]), None)
     first_right = next((i for i in usable if verdicts[i]), None)
     return sorted(i for i in (first_wrong, first_right) if i is not None)
+
+
+@dataclass(frozen=True)
+class SampledResponses:
+    """A question's sampled responses (stop token cut), the oracle's verdicts, and which of them to search.
+
+    :param responses: each sampled response without its trailing stop token.
+    :param verdicts: the oracle's verdict on each.
+    :param finished: whether the model ended it with a stop token (not cut at ``max_new_tokens``).
+    :param chosen: indices to search, from :func:`choose_responses`.
+    """
+
+    responses: list[list[int]]
+    verdicts: list[bool]
+    finished: list[bool]
+    chosen: list[int]
+
+
+def sample_responses(query: list[int], sampler: Sampler, oracle: IdsOracle, *, seed: int, count: int,
+                     search_all: bool, stop_ids: Collection[int]) -> SampledResponses:
+    """Sample ``count`` responses to ``query`` on the question's ``seed`` and choose which to search."""
+    sampled = sampler.sample(query, [], count, derive_seed(seed, "responses"))
+    responses = [strip_stop(ids, stop_ids) for ids in sampled]
+    verdicts = [bool(oracle(ids)) for ids in responses]
+    finished = [len(ids) > len(cut) for ids, cut in zip(sampled, responses, strict=True)]
+    chosen = choose_responses(verdicts, [len(r) for r in responses], search_all, finished)
+    return SampledResponses(responses, verdicts, finished, chosen)
 
 
 def search_question(
@@ -105,17 +131,15 @@ def search_question(
     """
     started = time.perf_counter()
     seed = question_seed(run_seed, question_id)
-    sampled = sampler.sample(query, [], responses_per_question, derive_seed(seed, "responses"))
-    responses = [strip_stop(ids, stop_ids) for ids in sampled]
-    verdicts = [oracle(ids) for ids in responses]
+    sampled = sample_responses(query, sampler, oracle, seed=seed, count=responses_per_question,
+                               search_all=search_all_responses, stop_ids=stop_ids)
     config = replace(config, seed=seed)
 
     searched = []
     draws: DrawCache = {}  # the responses share the query and seed, so p(query) rollouts are drawn once
-    finished = [len(ids) > len(cut) for ids, cut in zip(sampled, responses, strict=True)]
-    for index in choose_responses(verdicts, [len(r) for r in responses], search_all_responses, finished):
-        result = find_pivotal_tokens(query, responses[index], sampler, oracle, config, draws=draws)
-        searched.append(ResponseRecord(index, len(sampled[index]) > len(responses[index]), result))
+    for index in sampled.chosen:
+        result = find_pivotal_tokens(query, sampled.responses[index], sampler, oracle, config, draws=draws)
+        searched.append(ResponseRecord(index, sampled.finished[index], result))
         if result.status == "filtered":
             break
     if not searched:
@@ -126,7 +150,7 @@ def search_question(
         question_id=question_id,
         status=status,
         p_query=searched[0].result.p_query if searched else None,
-        sampled_correct=verdicts,
+        sampled_correct=sampled.verdicts,
         responses=searched,
         rollouts=sum(s.result.rollouts for s in searched),
         model=model,
