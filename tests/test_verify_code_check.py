@@ -9,7 +9,8 @@ import textwrap
 
 import pytest
 
-from phi4_recipes.verify.code_check import called_names, check_python, collect_verdicts
+from phi4_recipes.verify.code_check import called_names, check_python, collect_verdicts, module_names
+from phi4_recipes.verify.oracles import make_oracle
 
 pytestmark = pytest.mark.sandbox
 
@@ -130,3 +131,94 @@ def test_odd_code_fails_instead_of_raising():
         check_python(WRONG, [{"stdin": "\ud800", "stdout": ""}])
     with pytest.raises(ValueError, match="timeout"):
         check_python(WRONG, TESTS, timeout=float("inf"))
+
+
+def test_a_solution_function_named_like_a_builtin_is_the_one_the_tests_call():
+    # Issue 27: the tests used to call Python's pow, so a wrong pow passed.
+    assert not check_python("def pow(a, b):\n    return 0\n", ["assert pow(2, 3) == 8"]).passed
+    own_max = "def max(values):\n    return sorted(values)[-1] if values else None\n"  # builtin max([]) raises
+    assert check_python(own_max, ["assert max([3, 1, 2]) == 3", "assert max([]) is None"]).passed
+    assert check_python("def square(x):\n    return x * x\n", ["assert pow(2, 3) == 8"]).passed  # not defined
+    # Beside another function under test a builtin stays the tests' helper, out of the solution's reach.
+    zero_abs = "def abs(x):\n    return 0\n\n" + WRONG
+    assert not check_python(zero_abs, ["assert abs(add(1, 2) - 3) < 1e-9"]).passed
+
+
+def test_which_names_are_the_solutions():
+    pow_test = ["assert pow(2, 3) == 8"]
+    assert called_names(pow_test) == []
+    assert called_names(pow_test, "def pow(a, b):\n    return a ** b\n") == ["pow"]
+    assert called_names(["assert abs(add(1, 2) - 3) < 1e-9"], "def abs(x): ...\n\ndef add(a, b): ...") == ["add"]
+    # The tests' own namespace and exception classes never become proxies for the solution.
+    dunder = ["if __name__ == '__main__':\n    assert pow(2, 3) == 8", "try:\n    pow(0, -1)\nexcept ValueError:\n    pass"]
+    assert called_names(dunder, "__name__ = 'x'\nValueError = 1\ndef pow(a, b): ...") == ["pow"]
+    bindings = textwrap.dedent("""
+        if True:
+            from math import pow
+        import os.path as max
+        for min in range(3):
+            pass
+        def helper():
+            global sorted
+            sorted, len = 1, 2
+        squares = [sum for sum in range(3)]
+        class Box:
+            abs = 1
+    """)
+    assert module_names(bindings) == {"pow", "max", "min", "helper", "sorted", "squares", "Box"}
+    assert module_names("def (") == set()
+
+
+@pytest.mark.parametrize("raised", ["StopIteration", "StopAsyncIteration", "GeneratorExit", "KeyboardInterrupt",
+                                    "SystemExit"])  # fmt: skip
+def test_an_exception_of_the_solution_is_never_control_flow_on_the_trusted_side(raised):
+    # Issue 27: a StopIteration from the solution ended map()/filter() on the test side, so these passed.
+    solution = f"def is_even(x):\n    raise {raised}('no answer')\n"
+    tests = [
+        "assert all(map(is_even, [2, 4]))",
+        "assert not any(map(is_even, [1, 3]))",
+        "assert list(filter(is_even, [1, 3])) == []",
+        "assert list(iter(lambda: is_even(1), True)) == []",
+    ]
+    result = check_python(solution, tests)
+    assert [outcome.passed for outcome in result.outcomes] == [False] * len(tests)
+    assert all(f"the solution raised {raised}: no answer" in outcome.error for outcome in result.outcomes)
+
+
+def test_tests_still_catch_the_ordinary_exceptions_they_expect():
+    solution = "def divide(a, b):\n    return a // b\n\ndef stop():\n    raise StopIteration\n"
+    tests = [
+        "try:\n    divide(1, 0)\n    raise AssertionError('no error')\nexcept ArithmeticError as error:\n"
+        "    assert isinstance(error, ZeroDivisionError) and 'division' in str(error)",
+        "try:\n    stop()\n    raise AssertionError('no error')\nexcept Exception:\n    pass",  # an error, not the end
+        "divide(1, 0)",
+    ]
+    result = check_python(solution, tests)
+    assert [outcome.passed for outcome in result.outcomes] == [True, True, False]
+    assert result.outcomes[2].error.startswith("solution.ZeroDivisionError: integer division")
+
+
+def test_the_output_of_a_function_under_test_is_cut_not_graded():
+    # Issue 27: 1.6 MB of prints failed a correct function with "output limit exceeded".
+    chatty = "print('x' * 800_000)\n\ndef add(a, b):\n    print('y' * 800_000)\n    return a + b\n"
+    result = check_python(chatty, TESTS, timeout=20.0)
+    assert result.passed, result.outcomes
+    crash = "print('x' * 1_600_000)\nimport os\nos._exit(3)\n"  # it crashed; the cut output is not the reason
+    assert check_python(crash, TESTS, timeout=20.0).outcomes[0].error == "exit code 3"
+    # On stdin/stdout the output is the answer: past the limit the run still fails.
+    flood = check_python("print('x' * 1_600_000)\n", [{"stdin": "", "stdout": "x" * 1_600_000}], timeout=20.0)
+    assert not flood.passed and flood.outcomes[0].error == "output limit exceeded"
+
+
+def test_allowed_packages_reach_both_sandboxes():
+    solution = "import yaml\n\ndef dump(value):\n    return yaml.safe_dump(value)\n"
+    tests = ["assert dump({'a': 1}) == 'a: 1\\n'", "import yaml\nassert yaml.safe_load(dump([1])) == [1]"]
+    assert not check_python(solution, tests).passed  # the standard library only, by default
+    assert check_python(solution, tests, allowed_packages=["yaml"]).passed
+    completion = f"```python\n{solution}```"
+    assert not make_oracle("code", tests)(completion)
+    assert make_oracle("code", tests, allowed_packages=["yaml"])(completion)
+    with pytest.raises(ValueError, match="allowed_packages"):
+        make_oracle("code", tests, allowed_packages="yaml")
+    with pytest.raises(ValueError, match="allowed_packages"):
+        check_python(solution, tests, allowed_packages="yaml")

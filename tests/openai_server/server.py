@@ -22,10 +22,9 @@ import os
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from phi4_recipes.generation.base import Generator
-from phi4_recipes.generation.chat_server import BackgroundHTTPServer
+from phi4_recipes.generation.chat_server import BackgroundHTTPServer, HardenedRequestHandler
 
 from .faults import FaultPlan
 from .protocol import (
@@ -70,9 +69,7 @@ class OpenAICompatibleServer(BackgroundHTTPServer):
         self.enable_fault_admin = enable_fault_admin
         self._api_key = api_key
         self._generate_lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        super().__init__(host, port, _make_handler(self))
 
     @property
     def port(self) -> int:
@@ -95,7 +92,7 @@ class OpenAICompatibleServer(BackgroundHTTPServer):
 
 
 def _make_handler(server: OpenAICompatibleServer):
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(HardenedRequestHandler):
         server_version = "phi4-recipes-openai/0.1"
 
         def log_message(self, format, *args):  # noqa: A002 - signature fixed by the base class

@@ -27,18 +27,57 @@ from phi4_recipes.generation.chat_server import ChatServer, ServerError, serve_f
 
 __all__ = ["RuleJudgeServer", "ServerError", "read_pair", "response_score", "rule_verdict"]
 
-_SECTION = re.compile(r"<\|The Start of Response ([AB])\|>\n(.*?)\n<\|The End of Response \1\|>", re.DOTALL)
-_PROMPT = re.compile(r"<\|User Prompt\|>\n(.*?)\n\n<\|The Start of Response A\|>", re.DOTALL)
+# The rubric's markers; read_pair finds them with str.find, in time linear in the prompt. Regexes with a lazy
+# `(.*?)` between markers rescanned the rest of the text from every unclosed opening marker: a 207 KB prompt of
+# repeated openings held the GIL for 12 s and stalled every other client.
+_PROMPT_OPEN, _PROMPT_CLOSE = "<|User Prompt|>\n", "\n\n<|The Start of Response A|>"
+_RESPONSE_OPEN = {side: f"<|The Start of Response {side}|>\n" for side in "AB"}
+_RESPONSE_CLOSE = {side: f"\n<|The End of Response {side}|>" for side in "AB"}
 _REFUSAL = re.compile(r"\b(can(?:no|')t|won't|unable to|sorry|not able to|decline)\b", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+")
 
 
 def read_pair(judge_prompt: str) -> tuple[str, str, str] | None:
-    """(user prompt, response A, response B) from a rendered rubric, or None when it is not one."""
-    sections, prompt = dict(_SECTION.findall(judge_prompt)), _PROMPT.search(judge_prompt)
-    if prompt is None or set(sections) != {"A", "B"}:
+    """(user prompt, response A, response B) from a rendered rubric, or None when it is not one.
+
+    The prompt runs from the first "<|User Prompt|>" to the first opening of Response A after it. Responses
+    are read left to right: an opening marker's text runs to the first closing marker of the same side; an
+    opening with no closing is skipped; a side read twice keeps its last text.
+    """
+    start = judge_prompt.find(_PROMPT_OPEN)
+    end = judge_prompt.find(_PROMPT_CLOSE, start + len(_PROMPT_OPEN)) if start >= 0 else -1
+    if end < 0:
         return None
-    return prompt.group(1), sections["A"], sections["B"]
+    responses = _read_responses(judge_prompt)
+    if set(responses) != {"A", "B"}:
+        return None
+    return judge_prompt[start + len(_PROMPT_OPEN):end], responses["A"], responses["B"]
+
+
+def _read_responses(text: str) -> dict[str, str]:
+    # Each side's next opening and closing are remembered and searched again only once the scan has passed
+    # them, so no stretch of text is searched twice for the same marker.
+    responses: dict[str, str] = {}
+    next_open = {side: text.find(marker) for side, marker in _RESPONSE_OPEN.items()}
+    next_close = dict.fromkeys("AB", 0)
+    position = 0
+    while True:
+        for side, found in next_open.items():
+            if 0 <= found < position:
+                next_open[side] = text.find(_RESPONSE_OPEN[side], position)
+        opened = [(found, side) for side, found in next_open.items() if found >= 0]
+        if not opened:
+            return responses
+        found, side = min(opened)
+        body = found + len(_RESPONSE_OPEN[side])
+        if 0 <= next_close[side] < body:
+            next_close[side] = text.find(_RESPONSE_CLOSE[side], body)
+        if next_close[side] < 0:  # never closed: neither is any later opening of this side
+            next_open[side] = -1
+            position = found + 1
+            continue
+        responses[side] = text[body:next_close[side]]
+        position = next_close[side] + len(_RESPONSE_CLOSE[side])
 
 
 def response_score(prompt: str, response: str) -> float:

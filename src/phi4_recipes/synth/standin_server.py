@@ -15,18 +15,25 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from phi4_recipes.generation.chat_server import ChatServer, serve_from_command_line
 from phi4_recipes.io import stable_hash
 
+# Every rule reads its text in time linear in the text, so a 1 MiB prompt costs milliseconds, not the minutes
+# (holding the GIL, stalling every client) that patterns rescanning the rest of the text from each candidate
+# start took: `def f(` repeated, "`f(" repeated, a long run of digits. Signatures and instructions are found by
+# `_find_call`; OPERATION starts only at the first digit of a number and never backtracks into one.
 NUMBER = re.compile(r"-?\d+")
+MAX_DIGITS = 18  # a "word problem" with longer numbers is not one; Python refuses int() past 4,300 digits
 FACT = re.compile(r"\b([A-Z][a-z]+) ([a-z]+)s (\d+) ([a-z]+) ((?:at|in|on) [a-z ]+)\.")
-SIGNATURE = re.compile(r"def (\w+)\(([^)]*)\):\s*\n\s*return ([^\n]+)")
+DEF_HEAD = re.compile(r"def (\w++)\(")
+INSTRUCTION_HEAD = re.compile(r"`(\w++)\(")
+SPACE = re.compile(r"\s*+")
 PRINT_CALL = re.compile(r"^print\((.+)\)", re.MULTILINE)
-INSTRUCTION = re.compile(r"`(\w+)\(([^)]*)\)` that returns `([^`]+)`")
 PRINT_INSTRUCTION = re.compile(r"print the result of `([^`]+)`")
-OPERATION = re.compile(r"(-?\d+) ([-+*]) (-?\d+) = (-?\d+)")
+OPERATION = re.compile(r"(-?(?<!\d)\d++) ([-+*]) (-?\d++) = (-?\d++)")
 
 
 def _section(prompt: str, header: str) -> str:
@@ -41,10 +48,10 @@ def _section(prompt: str, header: str) -> str:
 
 def solve(question: str) -> tuple[int, str, int, int] | None:
     """(x, operation, y, result) of a two-number arithmetic word problem, or None."""
-    numbers = [int(n) for n in NUMBER.findall(question)]
-    if len(numbers) < 2:
+    numbers = NUMBER.findall(question)[:2]
+    if len(numbers) < 2 or max(len(n.lstrip("-")) for n in numbers) > MAX_DIGITS:
         return None
-    x, y = numbers[:2]
+    x, y = int(numbers[0]), int(numbers[1])
     text = question.lower()
     if "pack" in text or "each" in text:
         return x, "*", y, x * y
@@ -104,21 +111,65 @@ def revise(draft: str) -> str:
     return f"{draft}\nCheck: {inverse}."
 
 
+def _find_call(text: str, head: re.Pattern, tail: Callable[[str, int], str | None]) -> tuple[str, str, str] | None:
+    """(name, parameters, expression) of the first ``head`` match, ``(``, parameters up to the first ``)``, and
+    an expression that ``tail(text, index of that ")")`` reads, or None.
+
+    Heads that share a ``)`` share its outcome, so each stretch of text is read once.
+    """
+    close = failed = -1
+    for match in head.finditer(text):
+        if close < match.end():
+            close = text.find(")", match.end())
+            if close < 0:
+                return None  # no ")" closes this head, nor any later one
+        if close == failed:
+            continue
+        expression = tail(text, close)
+        if expression is not None:
+            return match.group(1), text[match.end():close], expression
+        failed = close
+    return None
+
+
+def _returned_expression(code: str, close: int) -> str | None:
+    """What ``):`` at ``close``, whitespace with a newline, then ``return EXPR`` on one line returns."""
+    if not code.startswith("):", close):
+        return None
+    after = SPACE.match(code, close + 2).end()
+    if "\n" not in code[close + 2:after] or not code.startswith("return ", after):
+        return None
+    end = code.find("\n", after + 7)
+    expression = code[after + 7:] if end < 0 else code[after + 7:end]
+    return expression or None
+
+
+def _instructed_expression(instruction: str, close: int) -> str | None:
+    """The EXPR of ``)` that returns `EXPR``` at ``close``."""
+    lead = ")` that returns `"
+    if not instruction.startswith(lead, close):
+        return None
+    end = instruction.find("`", close + len(lead))
+    if end < 0:
+        return None
+    return instruction[close + len(lead):end] or None
+
+
 def code_to_instruction(code: str) -> str:
-    match = SIGNATURE.search(code)
-    if match is None:
+    found = _find_call(code, DEF_HEAD, _returned_expression)
+    if found is None:
         return "Write a Python program."
-    name, params, expression = match.groups()
+    name, params, expression = found
     printed = PRINT_CALL.search(code)
     tail = f" Then print the result of `{printed.group(1).split('  #')[0].strip()}`." if printed else ""
     return f"Write a Python function `{name}({params})` that returns `{expression.strip()}`.{tail}"
 
 
 def instruction_to_code(instruction: str) -> str:
-    match = INSTRUCTION.search(instruction)
-    if match is None:
+    found = _find_call(instruction, INSTRUCTION_HEAD, _instructed_expression)
+    if found is None:
         return "```python\npass\n```"
-    name, params, expression = match.groups()
+    name, params, expression = found
     code = f"def {name}({params}):\n    return {expression}\n"
     printed = PRINT_INSTRUCTION.search(instruction)
     if printed:

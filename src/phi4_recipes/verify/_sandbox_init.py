@@ -4,10 +4,13 @@ It runs as pid 1 of fresh network/mount/pid/ipc/uts namespaces (mode "root" or "
 when the caller opted out of isolation, in the host namespaces (mode "none"). It:
 
 1. reads its settings from argv[1] (JSON) and the program from the inherited fd they name;
-2. joins the per-run cgroup when the caller made one (memory and process limits for the whole run);
-3. makes every existing mount read-only, puts small private tmpfs mounts on the world-writable
-   directories, binds the interpreter back read-only where those (or a private home) hid it, and
-   mounts a fresh /proc that only shows the sandbox's own processes;
+2. joins the per-run cgroup(s) when the caller made them (memory and process limits for the whole run);
+3. builds the program's whole filesystem on a fresh tmpfs and makes it the root (``pivot_root``),
+   so nothing of the host is in view unless listed (see ``sandbox._view``): read-only binds of
+   the system directories, the interpreter's install and a few /etc files; empty read-only tmpfs
+   over the package folders inside them, holding binds of only the allowed packages; five device
+   nodes; private size-capped tmpfs on /tmp and /dev/shm; a fresh /proc that only shows the
+   sandbox's own processes. Everything but /tmp, /dev/shm and /proc is then read-only;
 4. forks the program with rlimits, no capabilities, ``no_new_privs``, a fresh session keyring, the
    seccomp filter of ``_sandbox_seccomp`` and (as host root) a per-run unprivileged uid, so
    RLIMIT_NPROC really applies and counts only this run;
@@ -31,12 +34,7 @@ import _sandbox_seccomp  # noqa: E402
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 0x20, 0x400, 0x800, 0x1000, 0x4000
 MS_RELATIME = 0x200000
-_STATVFS_TO_MOUNT_FLAGS = {
-    os.ST_NOEXEC: MS_NOEXEC,
-    os.ST_NOATIME: MS_NOATIME,
-    os.ST_NODIRATIME: MS_NODIRATIME,
-    os.ST_RELATIME: MS_RELATIME,
-}
+MNT_DETACH = 2
 _MOUNT_OPTION_FLAGS = {
     "nosuid": MS_NOSUID,
     "nodev": MS_NODEV,
@@ -50,12 +48,17 @@ _PSEUDO_FILESYSTEMS = {
     "proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "securityfs", "debugfs", "tracefs",
     "bpf", "pstore", "fusectl", "configfs", "binfmt_misc", "hugetlbfs", "autofs", "nsfs", "efivarfs",
 }  # fmt: skip
-_WRITABLE_SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
+# Where the program may write (each a private tmpfs), and /proc, which the kernel guards itself.
+WRITABLE = ("/tmp", "/dev/shm", "/proc")
+DEVICES = ("null", "zero", "full", "random", "urandom")
+# Where the new root is assembled before pivot_root; any directory works in a private mount namespace.
+_STAGING = "/tmp"
 PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_SECUREBITS = 38, 24, 28
 # SECBIT_NOROOT | SECBIT_NOROOT_LOCKED: exec as uid 0 (in a user namespace) grants no capabilities.
 SECURE_NOROOT_LOCKED = 0x1 | 0x2
 KEYCTL_JOIN_SESSION_KEYRING = 1
 KEYCTL_SYSCALL = {machine: numbers["keyctl"] for machine, (_, numbers) in _sandbox_seccomp.ARCHES.items()}
+PIVOT_ROOT_SYSCALL = {machine: numbers["pivot_root"] for machine, (_, numbers) in _sandbox_seccomp.ARCHES.items()}
 # Per-run uids start here; far above any uid a distribution or container image hands out.
 SANDBOX_UID_BASE = 2_000_000
 
@@ -83,8 +86,12 @@ def _unescape(path: str) -> str:
     return path.encode().decode("unicode_escape").encode("latin-1").decode()
 
 
-def make_mounts_read_only() -> None:
-    """Remount every mount read-only (only inside this private mount namespace)."""
+def make_mounts_read_only(keep_writable: tuple[str, ...] = ()) -> None:
+    """Remount every mount in view read-only (only inside this private mount namespace), but ``keep_writable``.
+
+    The options a mount already has are kept: a user namespace may not drop flags (nosuid, nodev,
+    noexec, atime) that its parent's mounts carry, and refuses the remount otherwise.
+    """
     with open("/proc/self/mountinfo") as handle:
         entries = [line.split() for line in handle]
     for fields in entries:
@@ -92,7 +99,7 @@ def make_mounts_read_only() -> None:
         separator = fields.index("-")
         fstype = fields[separator + 1]
         options = fields[5].split(",")
-        if "ro" in options:
+        if "ro" in options or mount_point in keep_writable:
             continue
         flags = MS_REMOUNT | MS_BIND | MS_RDONLY
         for option in options:
@@ -104,95 +111,87 @@ def make_mounts_read_only() -> None:
                 raise
 
 
-def scratch_dirs() -> list[str]:
-    """The world-writable directories that get a private tmpfs (a symlink follows its target)."""
-    return [d for d in _WRITABLE_SCRATCH_DIRS if os.path.isdir(d) and not os.path.islink(d)]
+def _make_mount_point(path: str, directory: bool) -> None:
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    if directory:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+    elif not os.path.exists(path):
+        open(path, "w").close()
 
 
-def mount_private_scratch(scratch: list[str], scratch_mb: int) -> None:
-    """Hide the host's world-writable directories behind small private tmpfs mounts."""
-    for directory in scratch:
-        _mount("tmpfs", directory, "tmpfs", MS_NOSUID | MS_NODEV, f"size={scratch_mb}m,mode=1777")
+def _bind(fd: int, target: str) -> None:
+    # From /proc/self/fd/N: the source may sit under the staging directory that now covers it.
+    source = f"/proc/self/fd/{fd}"
+    _make_mount_point(target, os.path.isdir(source))
+    # MS_REC: a user namespace refuses to bind a mount without the mounts locked beneath it.
+    _mount(source, target, None, MS_BIND | MS_REC, None)
 
 
-def _mount_read_only(target: str) -> None:
-    # A bind mount or a new tmpfs starts writable even when its source is read-only. Flags the kernel
-    # may have locked (noexec, atime, in a user namespace) are kept, or the remount is refused.
-    kept = os.statvfs(target).f_flag
-    flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
-    for statvfs_flag, mount_flag in _STATVFS_TO_MOUNT_FLAGS.items():
-        if kept & statvfs_flag:
-            flags |= mount_flag
-    _mount(None, target, None, flags, None)
+def _tmpfs(target: str, size: str, mode: str) -> None:
+    _make_mount_point(target, directory=True)
+    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode={mode}")
 
 
-def plan_exposure(paths: list[str], scratch: list[str], hide_untraversable: bool) -> dict[str, list[str]]:
-    """Group the paths the program needs by the directory that will hide them; call before hiding anything.
+def build_root(view: dict, scratch_mb: int) -> str:
+    """Assemble the program's filesystem under a fresh tmpfs and return where it is; the host stays as it was.
 
-    A path is hidden by its topmost ancestor that becomes a private tmpfs (a scratch directory such as
-    /tmp, where venvs often live) or, when the program runs as another uid, that the uid cannot
-    traverse (mode without o+x, such as /root holding a pyenv build). Paths that nothing hides, or
-    that sit inside another listed path, need no mount.
-
-    Returns:
-        dict[str, list[str]]: hiding directory -> paths under it to bind back.
+    ``view`` (from ``sandbox._view``): ``binds`` [[host path, path inside]] bound read-only,
+    ``symlinks`` [[path, target]], ``hidden`` [paths inside] each covered by an empty tmpfs, and
+    ``packages`` [[host path, path inside]] bound into those covers afterwards.
     """
-    paths = sorted(set(paths))
-    kept = [p for p in paths if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths)]
-    if hide_untraversable:
-        # A listed directory the program's uid cannot enter itself (a venv made by `mktemp -d`, mode 0700) is
-        # rebuilt as a traversable directory holding binds of its entries.
-        kept = [entry for path in kept for entry in (
-            [os.path.join(path, name) for name in sorted(os.listdir(path))]
-            if os.path.isdir(path) and os.stat(path).st_mode & 0o001 == 0 else [path])]
-    plan: dict[str, list[str]] = {}
-    for path in kept:
-        parts = [part for part in path.split("/") if part]
-        for depth in range(1, len(parts)):
-            ancestor = "/" + "/".join(parts[:depth])
-            untraversable = hide_untraversable and os.stat(ancestor).st_mode & 0o001 == 0
-            if ancestor in scratch or untraversable:
-                plan.setdefault(ancestor, []).append(path)
-                break
-    return plan
+    # Opened before anything is covered: afterwards the paths may be gone from view.
+    sources = {source: os.open(source, os.O_PATH) for source, _ in view["binds"] + view["packages"]}
+    sources.update({f"/dev/{name}": os.open(f"/dev/{name}", os.O_PATH) for name in DEVICES})
+    try:
+        root = _STAGING
+        _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+        # Scratch first: an interpreter installed under /tmp is then bound inside it, not covered by it.
+        for scratch in ("/tmp", "/dev/shm"):
+            _tmpfs(root + scratch, f"{scratch_mb}m", "1777")
+        for source, target in view["binds"]:
+            _bind(sources[source], root + target)
+        for hidden in view["hidden"]:
+            # Binds stay writable until enter_root: never create a folder through one onto the host.
+            if os.path.isdir(root + hidden):
+                _mount("tmpfs", root + hidden, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
+        for source, target in view["packages"]:
+            _bind(sources[source], root + target)
+        for name in DEVICES:
+            _bind(sources[f"/dev/{name}"], f"{root}/dev/{name}")
+    finally:
+        for fd in sources.values():
+            os.close(fd)
+    for path, target in view["symlinks"] + [[f"/dev/{name}", f"/proc/self/fd/{fd}"]
+                                            for fd, name in enumerate(("stdin", "stdout", "stderr"))]:  # fmt: skip
+        os.makedirs(os.path.dirname(root + path), mode=0o755, exist_ok=True)
+        os.symlink(target, root + path)
+    os.symlink("/proc/self/fd", f"{root}/dev/fd")
+    os.makedirs(f"{root}/var", mode=0o755, exist_ok=True)
+    os.symlink("/tmp", f"{root}/var/tmp")
+    # Mounted while the host's /proc is still in view: a user namespace may mount proc only then.
+    _make_mount_point(f"{root}/proc", directory=True)
+    _mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    return root
 
 
-def open_exposed(plan: dict[str, list[str]]) -> dict[str, int]:
-    """O_PATH descriptors of the paths to bind back: they stay usable after their parents are hidden."""
-    return {path: os.open(path, os.O_PATH) for paths in plan.values() for path in paths}
+def enter_root(root: str) -> None:
+    """Make ``root`` the filesystem root, drop every host mount from this namespace, and seal it read-only."""
+    number = PIVOT_ROOT_SYSCALL.get(os.uname().machine)
+    if number is None:
+        raise SetupError(f"no pivot_root system call number for architecture {os.uname().machine!r}")
+    os.chdir(root)
+    # The old root is stacked on the new one at "."; detaching it takes every host mount out of view.
+    _check(_libc.syscall(number, b".", b"."), "pivot_root")
+    _check(_libc.umount2(b".", MNT_DETACH), "umount the host root")
+    os.chdir("/")
+    make_mounts_read_only(keep_writable=WRITABLE)
 
 
-def bind_exposed(plan: dict[str, list[str]], fds: dict[str, int], scratch: list[str]) -> None:
-    """Bind each planned path, read-only, back at its own path inside the tmpfs that now hides it.
-
-    A hiding directory that is not scratch (a private home) becomes an empty read-only tmpfs holding
-    only the bound paths, so nothing else in it (tokens, ssh keys) is visible; several paths under
-    one such directory share it. Binding from ``/proc/self/fd/N`` reaches the original although its
-    path is covered.
-    """
-    for cover, paths in plan.items():
-        private = cover not in scratch
-        if private:
-            _mount("tmpfs", cover, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
-        for path in paths:
-            source = f"/proc/self/fd/{fds[path]}"
-            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-            if os.path.isdir(source):
-                os.mkdir(path, 0o755)
-            else:
-                open(path, "w").close()
-            _mount(source, path, None, MS_BIND | MS_REC, None)
-            _mount_read_only(path)
-        if private:
-            _mount_read_only(cover)
-    for fd in fds.values():
-        os.close(fd)
-
-
-def join_cgroup(cgroup: str) -> None:
-    """Move this process (and so everything it forks) into the per-run cgroup the caller made."""
-    with open(os.path.join(cgroup, "cgroup.procs"), "w") as handle:
-        handle.write("0")
+def join_cgroups(cgroups: list[str]) -> None:
+    """Move this process (and so everything it forks) into the per-run cgroup(s) the caller made."""
+    for cgroup in cgroups:
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as handle:
+            handle.write("0")
 
 
 def join_fresh_session_keyring() -> None:
@@ -229,6 +228,10 @@ def drop_privileges(config: dict, uid: int | None) -> None:
         # Soft limit first so RLIMIT_CPU sends SIGXCPU (reported as a time-out) before the hard SIGKILL.
         hard = value + 1 if kind == resource.RLIMIT_CPU else value
         resource.setrlimit(kind, (value, hard))
+    if config["cgroups"]:
+        # When the run's cgroup runs out of memory, the kernel kills the program's processes, not this init.
+        with open("/proc/self/oom_score_adj", "w") as handle:
+            handle.write("1000")
     if config["mode"] != "none":
         for capability in range(64):
             if _libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
@@ -241,7 +244,7 @@ def drop_privileges(config: dict, uid: int | None) -> None:
         _check(_libc.prctl(PR_SET_SECUREBITS, SECURE_NOROOT_LOCKED, 0, 0, 0), "prctl(SET_SECUREBITS)")
     join_fresh_session_keyring()
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
-    _sandbox_seccomp.install(_libc)
+    _sandbox_seccomp.install(_libc, memory_capped=bool(config["cgroups"]))
 
 
 def reap_until(child: int) -> int:
@@ -261,20 +264,12 @@ def main() -> None:
         mode = config["mode"]
         if mode not in ("root", "userns", "none"):
             raise SetupError(f"unknown sandbox mode {mode!r}")
-        if config.get("cgroup"):
-            join_cgroup(config["cgroup"])
+        join_cgroups(config["cgroups"])
         uid = SANDBOX_UID_BASE + host_pid() if mode == "root" else None
         workdir = config["workdir"]
         if mode != "none":
             os.umask(0o022)
-            scratch = scratch_dirs()
-            # Decided and opened before anything is hidden: afterwards the paths are gone from view.
-            plan = plan_exposure(config["expose"], scratch, hide_untraversable=uid is not None)
-            fds = open_exposed(plan)
-            make_mounts_read_only()
-            mount_private_scratch(scratch, config["scratch_mb"])
-            bind_exposed(plan, fds, scratch)
-            _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+            enter_root(build_root(config["view"], config["scratch_mb"]))
             os.makedirs(workdir, mode=0o700)
         program_path = os.path.join(workdir, "main.py")
         with open(program_path, "wb") as handle:

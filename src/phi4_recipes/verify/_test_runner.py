@@ -5,8 +5,10 @@ interpreter, no memory and no files. The tests (and optional trusted setup code,
 HumanEval's prompt with its helper functions) run here, with each candidate name bound to a
 ``Candidate`` proxy that sends the call to the solution process and decodes the reply with
 ``plain_data``. Return values are therefore builtins built here; every comparison in the tests
-uses this side's ``==``. Verdicts go to a private duplicate of stdout, exactly one JSON line per
-test; the tests' own output goes to stderr.
+uses this side's ``==``. An exception the solution raised arrives as a ``SolutionError``, never as
+an exception that steers control flow here (``StopIteration`` would end ``all(map(f, xs))`` as if
+every item passed). Verdicts go to a private duplicate of stdout, exactly one JSON line per test;
+the tests' own output goes to stderr.
 
 Standard library and ``plain_data`` only; the sandboxed program defines both from source.
 """
@@ -27,7 +29,35 @@ class SolutionGone(Exception):
 
 
 class SolutionError(Exception):
-    """The solution raised an exception that is not a builtin one, or sent a malformed reply."""
+    """The solution raised an exception, or sent a malformed reply.
+
+    Raised as an ordinary ``Exception``: whatever the solution raised, a test sees an error, never
+    the end of an iteration or an exit of this process.
+    """
+
+
+# Raised here, these would act as control flow rather than fail the test: StopIteration ends map(),
+# filter(), all(), any() and iter(f, sentinel) as if the iteration were over.
+_CONTROL_FLOW = (StopIteration, StopAsyncIteration)
+_raised_types: dict = {}
+
+
+def _raised_type(name: str):
+    """The class that stands for the solution's builtin exception ``name`` here, or None.
+
+    A subclass of both the builtin and ``SolutionError``, so a test that expects e.g. ValueError still
+    catches it. None for names that are not ordinary builtin exceptions: BaseException-only types
+    (SystemExit, KeyboardInterrupt, GeneratorExit) would stop this process, and control-flow ones
+    (StopIteration) would end loops.
+    """
+    kind = getattr(builtins, name, None)
+    if not (isinstance(kind, type) and issubclass(kind, Exception)) or issubclass(kind, _CONTROL_FLOW):
+        return None
+    if kind not in _raised_types:
+        bases = (SolutionError,) if kind is Exception else (kind, SolutionError)
+        # Named after the builtin in a module of its own: the verdict reads "solution.ValueError: ...".
+        _raised_types[kind] = type(kind.__name__, bases, {"__module__": "solution"})
+    return _raised_types[kind]
 
 
 class Channel:
@@ -68,12 +98,12 @@ class Channel:
                 raise SolutionError(f"the solution returned something that is not plain data: {error}") from None
         raised = reply.get("raised")
         if type(raised) is list and len(raised) == 2 and all(type(part) is str for part in raised):
-            kind = getattr(builtins, raised[0], None)
-            # A builtin exception type is re-raised as such, so tests that expect e.g. ValueError work;
-            # only Exception subclasses: SystemExit or KeyboardInterrupt would stop this process.
-            if isinstance(kind, type) and issubclass(kind, Exception):
-                raise kind(raised[1])
-            raise SolutionError(f"{raised[0]}: {raised[1]}")
+            kind = _raised_type(raised[0])
+            try:
+                error = kind(raised[1]) if kind is not None else None
+            except TypeError:  # constructors that take more than a message (UnicodeDecodeError, ExceptionGroup)
+                error = None
+            raise error if error is not None else SolutionError(f"the solution raised {raised[0]}: {raised[1]}")
         raise SolutionError("malformed reply from the solution")
 
 

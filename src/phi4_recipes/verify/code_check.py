@@ -52,11 +52,25 @@ def _embedded_program(side: str, call: str) -> str:
     )
 
 
-def called_names(sources: Sequence[str]) -> list[str]:
-    """Names the code reads but never binds and that are not builtins: the functions it expects from a solution.
+# Builtin names a solution may take over: its functions, not the dunders of the tests' namespace
+# (``__name__``) nor exception classes (a solution's exception reaches the tests as the builtin).
+_OVERRIDABLE_BUILTINS = frozenset(
+    name for name in dir(builtins)
+    if not name.startswith("_")
+    and not (isinstance(getattr(builtins, name), type) and issubclass(getattr(builtins, name), BaseException))
+)
+
+
+def called_names(sources: Sequence[str], solution: str = "") -> list[str]:
+    """Names the tests read but never bind: the functions they expect from a solution.
 
     ``assert add(1, 2) == 3`` gives ``["add"]``; HumanEval's ``def check(candidate): ...`` followed
-    by ``check(add)`` gives ``["add"]`` too. Sources that do not parse contribute nothing.
+    by ``check(add)`` gives ``["add"]`` too. A builtin name is the solution's only when the tests call
+    nothing else of the solution's and ``solution`` defines that name at module level: then it is the
+    function under test (``assert pow(2, 3) == 8`` against ``def pow(a, b): ...``). Beside another
+    function under test a builtin stays Python's, the tests' own helper, so a solution that defines
+    ``abs`` or ``set`` cannot pass ``assert abs(add(1, 2) - 3) < 1e-9`` with a wrong ``add``.
+    Sources that do not parse contribute nothing.
     """
     read, bound = set(), set()
     for source in sources:
@@ -75,7 +89,44 @@ def called_names(sources: Sequence[str]) -> list[str]:
                 bound.add((node.asname or node.name).split(".")[0])
             elif isinstance(node, ast.ExceptHandler) and node.name:
                 bound.add(node.name)
-    return sorted(read - bound - set(dir(builtins)))
+    free = read - bound
+    names = free - set(dir(builtins))
+    if not names:
+        names = free & _OVERRIDABLE_BUILTINS & module_names(solution)
+    return sorted(names)
+
+
+# Scopes of their own: what they bind is not the module's.
+_INNER_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp,
+                 ast.DictComp, ast.GeneratorExp)  # fmt: skip
+
+
+def module_names(code: str) -> set[str]:
+    """Names ``code`` binds at module level, as far as its text shows (``def``, assignment, import, ``global``).
+
+    Names bound only at run time (``exec``, ``globals()[...]``, ``from m import *``) are not seen; a
+    solution defining a builtin name that way leaves the tests Python's builtin. Code that does not
+    parse binds nothing.
+    """
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    names = {name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names}
+    pending = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.alias) and node.name != "*":
+            names.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.MatchAs | ast.MatchStar) and node.name:
+            names.add(node.name)
+        if not isinstance(node, _INNER_SCOPES):
+            pending.extend(ast.iter_child_nodes(node))
+    return names
 
 
 @dataclass(frozen=True)
@@ -126,10 +177,10 @@ def _normalise_output(text: str) -> list[str]:
     return lines
 
 
-def _describe_failure(execution: ExecResult) -> str:
+def _describe_failure(execution: ExecResult, output_graded: bool = True) -> str:
     if execution.timed_out:
         return "timed out"
-    if execution.output_truncated:
+    if execution.output_truncated and output_graded:  # else its output was cut, and it ran on
         return "output limit exceeded"
     tail = execution.stderr.strip().splitlines()[-1:] or [f"exit code {execution.exit_code}"]
     return tail[0][-500:]
@@ -160,26 +211,29 @@ def collect_verdicts(stdout: str, count: int) -> list[str | None] | None:
 def _check_asserts(
     code: str, tests: list[str], setup: str, candidates: Sequence[str] | None, run_options: dict
 ) -> CodeCheckResult:
-    names = list(candidates) if candidates is not None else called_names([setup, *tests])
+    names = list(candidates) if candidates is not None else called_names([setup, *tests], code)
     to_solution = os.pipe()
     from_solution = os.pipe()
 
-    def start_side(role: str, entry: str, call: str, fds: tuple[int, int]):
+    def start_side(role: str, entry: str, call: str, fds: tuple[int, int], on_output_limit: str):
         # Each side is its own sandboxed interpreter; they share nothing but the two pipes.
         program = _embedded_program(role, f"from phi4_recipes.verify.{entry}\n{call}")
-        return start_python(program, pass_fds=fds, **run_options)
+        return start_python(program, pass_fds=fds, on_output_limit=on_output_limit, **run_options)
 
     try:
+        # The solution's output is no part of the verdict: past the limit it is cut, the run goes on.
         solution = start_side("solution", "_candidate_server import serve",
-                              f"serve({code!r}, {to_solution[0]}, {from_solution[1]})", (to_solution[0], from_solution[1]))
+                              f"serve({code!r}, {to_solution[0]}, {from_solution[1]})", (to_solution[0], from_solution[1]),
+                              "truncate")  # fmt: skip
     except BaseException:
         os.close(to_solution[1])
         os.close(from_solution[0])
         raise
     try:
+        # The test side's stdout carries the verdicts: a flood there is not cut into a partial verdict list.
         tests_run = start_side("tests", "_test_runner import run_tests",
                                f"run_tests({setup!r}, {tests!r}, {names!r}, {to_solution[1]}, {from_solution[0]})",
-                               (to_solution[1], from_solution[0])).result()
+                               (to_solution[1], from_solution[0]), "kill").result()  # fmt: skip
     finally:
         solution.stop()  # the tests are over (or could not start); the solution has nothing left to do
         solution_run = solution.result()
@@ -189,13 +243,13 @@ def _check_asserts(
         reason = f"the test process wrote malformed verdicts ({_describe_failure(tests_run)})"
         return CodeCheckResult(False, [TestOutcome(False, reason) for _ in tests], executions)
     # Ended on its own, rather than stopped here once the tests were over.
-    solution_ended = solution_run.exit_code is not None or solution_run.timed_out or solution_run.output_truncated
+    solution_ended = solution_run.exit_code is not None or solution_run.timed_out
     outcomes = []
     for error in verdicts:
         if error == "missing":
             error = _describe_failure(tests_run)
         elif error is not None and SOLUTION_GONE in error and solution_ended:
-            error = _describe_failure(solution_run)  # say why: its time-out, its crash
+            error = _describe_failure(solution_run, output_graded=False)  # say why: its time-out, its crash
         outcomes.append(TestOutcome(error is None, error))
     return CodeCheckResult(all(outcome.passed for outcome in outcomes), outcomes, executions)
 
@@ -215,6 +269,7 @@ def _code_failure(code: str) -> str | None:
 def _check_io(code: str, cases: list[Mapping[str, str]], run_options: dict) -> CodeCheckResult:
     outcomes, executions = [], []
     for case in cases:
+        # Output is the answer here: past the limit the run is killed and fails (on_output_limit="kill").
         execution = run_python(code, stdin=case["stdin"], **run_options)
         executions.append(execution)
         if not execution.ok:
@@ -241,6 +296,7 @@ def check_python(
     allow_unsandboxed: bool = False,
     test_setup: str = "",
     candidates: Sequence[str] | None = None,
+    allowed_packages: Sequence[str] = (),
 ) -> CodeCheckResult:
     """Run ``code`` against ``tests`` in the sandbox and report each verdict.
 
@@ -257,6 +313,8 @@ def check_python(
             names the tests read but neither they nor ``test_setup`` define (``called_names``).
             A candidate name always means the solution's function, even where ``test_setup``
             defines it too (HumanEval's prompt holds the signature of the function to write).
+        allowed_packages (Sequence[str]): import names of installed packages the code may import
+            (e.g. ``["numpy"]``), on both sides; beyond these only the standard library is in view.
 
     Returns:
         CodeCheckResult: ``passed`` is True only when every test passed. Code that cannot run at
@@ -273,7 +331,10 @@ def check_python(
             "tests must be a non-empty list of assert strings or of {'stdin', 'stdout'} mappings"
         )
     tests = list(tests)
-    run_options = {"timeout": timeout, "memory_mb": memory_mb, "allow_unsandboxed": allow_unsandboxed}
+    if isinstance(allowed_packages, str):
+        raise ValueError(f"allowed_packages must be a list of import names, got the str {allowed_packages!r}")
+    run_options = {"timeout": timeout, "memory_mb": memory_mb, "allow_unsandboxed": allow_unsandboxed,
+                   "allowed_packages": tuple(allowed_packages)}  # fmt: skip
     if all(isinstance(test, str) for test in tests):
         _require_text("test_setup", test_setup)
         for index, test in enumerate(tests):

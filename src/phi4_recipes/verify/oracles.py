@@ -21,11 +21,13 @@ ORACLE_KINDS = ("math", "exact", "choice", "code")
 
 
 def _code_oracle(
-    completion: str, *, tests: list, timeout: float, memory_mb: int, allow_unsandboxed: bool
+    completion: str, *, tests: list, timeout: float, memory_mb: int, allow_unsandboxed: bool,
+    allowed_packages: tuple[str, ...],
 ) -> bool:
     code = extract_code(completion)
     return check_python(
-        code, tests, timeout=timeout, memory_mb=memory_mb, allow_unsandboxed=allow_unsandboxed
+        code, tests, timeout=timeout, memory_mb=memory_mb, allow_unsandboxed=allow_unsandboxed,
+        allowed_packages=allowed_packages,
     ).passed
 
 
@@ -40,7 +42,9 @@ def make_oracle(kind: str, reference: Any, **options: Any) -> Oracle:
             - ``"choice"``: reference is a letter ("B", "(B)") or 0-based index; option ``letters`` (str).
             - ``"code"``: reference is a list of assert strings or of {"stdin", "stdout"} dicts; the
               completion's last ```python block (or whole text) is run in the sandbox; options
-              ``timeout`` (float s), ``memory_mb`` (int), ``allow_unsandboxed`` (bool).
+              ``timeout`` (float s), ``memory_mb`` (int), ``allow_unsandboxed`` (bool),
+              ``allowed_packages`` (list of import names the code may import beyond the standard
+              library, e.g. ``[numpy]``; none by default).
         reference (Any): the gold answer in the form ``kind`` expects; checked here, not per call.
         **options (Any): the kind's options above; any other name is an error.
 
@@ -54,7 +58,7 @@ def make_oracle(kind: str, reference: Any, **options: Any) -> Oracle:
         "math": {"timeout", "pool"},
         "exact": {"normalize"},
         "choice": {"letters"},
-        "code": {"timeout", "memory_mb", "allow_unsandboxed"},
+        "code": {"timeout", "memory_mb", "allow_unsandboxed", "allowed_packages"},
     }
     if kind not in allowed:
         raise ValueError(f"unknown oracle kind {kind!r}; expected one of {ORACLE_KINDS}")
@@ -79,12 +83,16 @@ def make_oracle(kind: str, reference: Any, **options: Any) -> Oracle:
         return partial(_choice_oracle, reference=choice_label(reference, letters), letters=letters)
     if not isinstance(reference, list | tuple) or not reference:
         raise ValueError("code oracle needs the reference as a non-empty list of tests")
+    packages = options.get("allowed_packages") or ()
+    if not isinstance(packages, list | tuple) or not all(isinstance(name, str) for name in packages):
+        raise ValueError(f"code oracle option allowed_packages must be a list of import names, got {packages!r}")
     return partial(
         _code_oracle,
         tests=list(reference),
         timeout=options.get("timeout", 5.0),
         memory_mb=options.get("memory_mb", 512),
         allow_unsandboxed=options.get("allow_unsandboxed", False),
+        allowed_packages=tuple(packages),
     )
 
 

@@ -4,18 +4,26 @@ Isolation uses ``unshare`` (util-linux) and the kernel, nothing else:
 
 - new network namespace (only a loopback that is down: no network at all), mount, pid, ipc
   and uts namespaces; as a non-root caller, a user namespace as well;
-- every mount read-only; private size-capped tmpfs on /tmp, /var/tmp, /dev/shm; a fresh /proc;
-  the program runs in its own directory on that tmpfs, which vanishes with the run. The
-  interpreter is bound back read-only wherever it lives (a venv under /tmp, pyenv in a 0700 home);
-- a seccomp filter: no sockets of any family, no nested namespaces, no kernel keyrings (and a
-  fresh, empty session keyring);
+- a root filesystem of its own (``pivot_root`` onto a fresh tmpfs) that shows, read-only, only
+  the system directories (/usr, /bin, /lib...), the base interpreter's install (never the caller's
+  venv) and the few /etc files the dynamic linker reads. Every site-packages and dist-packages
+  folder in view is an empty tmpfs except for the packages the caller allows (``allowed_packages``;
+  none by default), and the caller's venv, checkout and home are covered likewise should they lie
+  inside those directories: graded code cannot import the benchmark package, read its data or the
+  tests. Besides that: five device nodes, private size-capped tmpfs on /tmp and /dev/shm, a fresh
+  /proc; the program runs in its own directory on that tmpfs, which vanishes with the run;
+- a seccomp filter: no sockets of any family except a connected AF_UNIX stream pair (asyncio's
+  self-pipe) with its default buffers, no nested namespaces, no kernel keyrings (and a fresh,
+  empty session keyring);
 - rlimits on CPU time, address space, processes (per run: as host root the program gets its own
-  unprivileged uid), file size and open files; a per-run cgroup v2 cap on total memory and
-  processes where one can be made (``_sandbox_cgroup``), else a lower process limit; no
-  capabilities, ``no_new_privs``;
+  unprivileged uid), file size and open files; a per-run cgroup (v2, else v1) cap on total memory
+  and processes where one can be made (``_sandbox_cgroup``), else no new process (threads only,
+  so one address space holds everything), no memfd or SysV shared memory; no capabilities, ``no_new_privs``;
 - a minimal environment (no secrets from the caller's environment);
 - a wall-clock deadline that SIGKILLs the whole process group, also when the program floods its
-  output; when the sandbox's pid 1 exits, the kernel kills everything left in its pid namespace.
+  output (past ``max_output_bytes`` the program is killed, or with ``on_output_limit="truncate"``
+  its further output is discarded); when the sandbox's pid 1 exits, the kernel kills everything
+  left in its pid namespace.
 
 If the namespaces cannot be created, ``run_python`` raises ``SandboxUnavailableError`` instead of
 running the code unprotected, unless the caller passes ``allow_unsandboxed=True``.
@@ -23,6 +31,10 @@ running the code unprotected, unless the caller passes ``allow_unsandboxed=True`
 
 from __future__ import annotations
 
+import functools
+import glob
+import importlib.metadata
+import importlib.util
 import inspect
 import json
 import math
@@ -30,8 +42,10 @@ import os
 import selectors
 import shutil
 import signal
+import site
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -39,14 +53,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from phi4_recipes.verify._sandbox_cgroup import create_run_cgroup, remove_run_cgroup
+from phi4_recipes.verify._sandbox_cgroup import create_run_cgroup
 
 _INIT_SCRIPT = Path(__file__).with_name("_sandbox_init.py")
 _NAMESPACE_WORKDIR = "/tmp/sandbox"
 _SCRATCH_MB = 64
 # The program is written into the scratch tmpfs; past half of it, it would crowd out the files it writes.
 MAX_PROGRAM_BYTES = _SCRATCH_MB * 2**20 // 2
-# Without a cgroup, only RLIMIT_AS (per process) bounds memory, so fewer processes bound the total.
+# Without a cgroup, only RLIMIT_AS (per process) bounds memory: the seccomp filter then refuses new
+# processes, so the program's threads (which share its one address space) are all the limit counts.
 FALLBACK_MAX_PROCESSES = 8
 _MAX_TIMEOUT_S = 24 * 3600.0
 _PROGRAM_ENV = {
@@ -73,16 +88,21 @@ class ExecResult:
     """What a sandboxed program did.
 
     Attributes:
-        ok (bool): exited with status 0, within time, within the output limit.
+        ok (bool): exited with status 0, within time, and within the output limit unless that only
+            truncated the output (``on_output_limit="truncate"``).
         exit_code (int | None): exit status; ``-N`` if killed by signal N; None if the sandbox killed it
             (wall-clock time-out, output limit, ``stop()``) or its init process vanished.
         stdout (str): captured standard output (UTF-8, invalid bytes replaced), at most ``max_output_bytes``.
         stderr (str): captured standard error, same limits.
         timed_out (bool): hit the wall-clock deadline or the CPU-time limit.
-        output_truncated (bool): wrote more than ``max_output_bytes`` and was killed for it.
+        output_truncated (bool): wrote more than ``max_output_bytes``: was killed for it, or (with
+            ``on_output_limit="truncate"``) the rest of its output was discarded.
         duration_s (float): wall-clock seconds, sandbox setup included.
-        limits (str): what bounded total memory: ``"cgroup"`` (a per-run cgroup v2 capped the whole
-            run's memory and processes) or ``"rlimit"`` (per-process address space, fewer processes).
+        limits (str): what bounded total memory: ``"cgroup v2"`` or ``"cgroup v1"`` (a per-run cgroup
+            capped the whole run's memory, and its processes) or ``"rlimit"`` (the address-space limit of the
+            one process the run may have: threads, no new process, no memfd or SysV shared memory).
+        peak_memory_bytes (int | None): most memory the whole run held at once, as its cgroup recorded
+            it; None without a cgroup (or where the kernel does not record peaks).
     """
 
     ok: bool
@@ -93,6 +113,7 @@ class ExecResult:
     output_truncated: bool = False
     duration_s: float = 0.0
     limits: str = "rlimit"
+    peak_memory_bytes: int | None = None
 
 
 def isolation_mode() -> str:
@@ -123,9 +144,133 @@ def _unshare_prefix(mode: str) -> list[str]:
     ]
 
 
-def _interpreter_paths() -> list[str]:
-    """What the sandboxed interpreter needs in view: its venv (if any), its base install, the binary itself."""
-    return sorted({os.path.realpath(p) for p in (sys.executable, sys.prefix, sys.base_prefix)})
+# Bound read-only at the same path when present (a symlink, as /bin on merged-/usr systems, is copied).
+_SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache", "/etc/ld.so.conf",
+                 "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives")  # fmt: skip
+_PACKAGE_FOLDERS = ("lib*/python*/site-packages", "lib*/python*/dist-packages", "local/lib*/python*/site-packages",
+                    "local/lib*/python*/dist-packages")  # fmt: skip
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+@functools.cache
+def _interpreter() -> tuple[str, str]:
+    """The base interpreter the program runs on (a venv's would bring the venv's packages) and its install folder."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for name in (f"python{version}", "python3", "python"):
+        candidate = os.path.join(sys.base_prefix, "bin", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return os.path.realpath(candidate), os.path.realpath(sys.base_prefix)
+    # A venv made with --copies: its binary, without its pyvenv.cfg in view, falls back to the base install.
+    return os.path.realpath(sys.executable), os.path.realpath(sys.base_prefix)
+
+
+def _checkout() -> str:
+    """The folder this package was loaded from: the checkout for a source tree or editable install."""
+    package_parent = Path(__file__).resolve().parents[2]
+    return str(package_parent.parent if package_parent.name == "src" else package_parent)
+
+
+def _traversable(path: str) -> list[str]:
+    """``path``, or its entries when it is a folder others may not enter (an install under ``mktemp -d``, 0700).
+
+    As host root the program runs as another uid: the folders the sandbox makes above a bind are
+    open to it, but a bound folder keeps its own mode. Its entries are bound one by one instead.
+    """
+    if os.path.isdir(path) and not os.stat(path).st_mode & 0o001:
+        return [os.path.join(path, name) for name in sorted(os.listdir(path))]
+    return [path]
+
+
+@functools.cache
+def _system_view() -> dict:
+    """What every sandbox shows (see ``_sandbox_init.build_root``) and the folder allowed packages go into."""
+    python, prefix = _interpreter()
+    binds, symlinks = [], []
+    for path in _SYSTEM_PATHS:
+        if os.path.islink(path):
+            symlinks.append([path, os.readlink(path)])
+        elif os.path.exists(path):
+            binds.append([path, path])
+    for path in (prefix, python):
+        if not any(_inside(path, bound) for bound, _ in binds):
+            binds += [[entry, entry] for entry in _traversable(path)]
+    roots = [bound for bound, _ in binds if os.path.isdir(bound)]
+    candidates = {found for root in roots + [prefix] for pattern in _PACKAGE_FOLDERS
+                  for found in glob.glob(f"{root}/{pattern}")}  # fmt: skip
+    candidates.update(site.getsitepackages([sys.base_prefix]))
+    candidates.update(path for path in sys.path if os.path.basename(path) in ("site-packages", "dist-packages"))
+    # Should the caller's venv, checkout or home lie inside a bound folder (/usr/src/app), cover them too.
+    candidates.update((sys.prefix, sys.exec_prefix, _checkout(), os.path.expanduser("~")))
+    needed = [python] + [os.path.realpath(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib")]
+    hidden: list[str] = []
+    for path in sorted({os.path.realpath(candidate) for candidate in candidates if os.path.isdir(candidate)}):
+        in_view = any(_inside(path, root) and path != root for root in roots)
+        if in_view and not any(_inside(kept, path) for kept in needed) and not any(_inside(path, h) for h in hidden):
+            hidden.append(path)
+    site_dir = next((path for path in map(os.path.realpath, site.getsitepackages([sys.base_prefix]))
+                     if path in hidden), None)  # fmt: skip
+    return {"binds": binds, "symlinks": symlinks, "hidden": hidden, "site_dir": site_dir}
+
+
+@functools.cache
+def _distributions_by_package() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+@functools.cache
+def _package_files(name: str) -> tuple[str, ...]:
+    """Host paths an allowed package needs: its folder or module, and what its distribution put beside it.
+
+    Beside it means the top-level entries of its installed files (``numpy.libs`` with the shared
+    libraries numpy links, ``*.dist-info`` for ``importlib.metadata``), never ``__pycache__`` (other
+    packages' bytecode) or ``.pth`` files. A standard-library or built-in module needs nothing.
+
+    Raises:
+        ValueError: ``name`` is not a top-level import name, or is not installed for this interpreter.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"allowed_packages: {name!r} is not a top-level import name (such as 'numpy')")
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        raise ValueError(f"allowed_packages: {name!r} is not installed for {sys.executable}")
+    locations = list(spec.submodule_search_locations or []) or ([spec.origin] if spec.has_location else [])
+    stdlib = [os.path.realpath(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib")]
+    files = [path for path in map(os.path.realpath, locations)
+             if not any(_inside(path, folder) for folder in stdlib) or _in_package_folder(path)]  # fmt: skip
+    if not files:
+        return ()  # the standard library is always in view
+    for distribution_name in _distributions_by_package().get(name, []):
+        distribution = importlib.metadata.distribution(distribution_name)
+        installed_in = Path(distribution.locate_file("")).resolve()
+        tops = {file.parts[0] for file in distribution.files or [] if file.parts}
+        files += [str(installed_in / top) for top in sorted(tops)
+                  if top not in ("..", "__pycache__") and not top.endswith(".pth") and (installed_in / top).exists()]  # fmt: skip
+    return tuple(dict.fromkeys(files))
+
+
+def _in_package_folder(path: str) -> bool:
+    return any(part in ("site-packages", "dist-packages") for part in Path(path).parts)
+
+
+def _view(allowed_packages: tuple[str, ...]) -> dict:
+    """The filesystem the program sees, with ``allowed_packages`` bound into the interpreter's site folder."""
+    view = _system_view()
+    packages: dict[str, str] = {}
+    for name in allowed_packages:
+        for path in _package_files(name):
+            if view["site_dir"] is None:
+                raise ValueError(f"allowed_packages: {_interpreter()[0]} has no site-packages folder to hold {name!r}")
+            target = os.path.join(view["site_dir"], os.path.basename(path))
+            if packages.get(target, path) != path:
+                raise ValueError(f"allowed_packages: {packages[target]} and {path} would both be {target}")
+            packages[target] = path
+    return {**view, "packages": [[path, target] for target, path in packages.items()]}
 
 
 _isolation_checked: dict[str, str | None] = {}
@@ -139,7 +284,8 @@ def check_isolation() -> None:
         if mode not in _isolation_checked:
             try:
                 probe = _Launch(mode, "print('sandbox-ok')", stdin="", timeout=30.0, memory_mb=256, max_processes=8,
-                                file_size_mb=1, max_output_bytes=4096, pass_fds=()).finish()  # fmt: skip
+                                file_size_mb=1, max_output_bytes=4096, on_output_limit="kill", view=_view(()),
+                                pass_fds=()).finish()  # fmt: skip
                 problem = None if probe.stdout.strip() == "sandbox-ok" else f"probe failed: {probe}"
             except SandboxUnavailableError as error:
                 problem = str(error)
@@ -149,8 +295,8 @@ def check_isolation() -> None:
         namespaces = "user, " if mode == "userns" else ""
         raise SandboxUnavailableError(
             f"cannot isolate untrusted code on this machine: tried {mode} mode (`unshare` with {namespaces}net, "
-            f"mount, pid, ipc and uts namespaces, running {sys.executable} with {', '.join(_interpreter_paths())} "
-            f"bound read-only): {problem}"
+            f"mount, pid, ipc and uts namespaces, a new root with {', '.join(b for b, _ in _system_view()['binds'])} "
+            f"bound read-only, running {_interpreter()[0]}): {problem}"
         )
 
 
@@ -211,6 +357,8 @@ def run_python(
     max_processes: int = 32,
     file_size_mb: int = 16,
     max_output_bytes: int = 1 << 20,
+    on_output_limit: str = "kill",
+    allowed_packages: Sequence[str] = (),
     allow_unsandboxed: bool = False,
 ) -> ExecResult:
     """Run Python source in a sandbox with no network, a private scratch directory and resource limits.
@@ -223,12 +371,20 @@ def run_python(
         memory_mb (int): address-space limit per process, and total memory of the run where a
             cgroup applies, in MiB.
         max_processes (int): processes and threads the program may have at once (RLIMIT_NPROC, and
-            the cgroup's pids.max); at most ``FALLBACK_MAX_PROCESSES`` where no cgroup applies.
+            the cgroup's pids.max); where no cgroup applies, threads only (no new process: the
+            memory limit then caps the one address space), at most ``FALLBACK_MAX_PROCESSES``.
         file_size_mb (int): largest file the program may write, in MiB.
-        max_output_bytes (int): stdout + stderr bytes kept; more kills the program (``output_truncated``).
+        max_output_bytes (int): stdout + stderr bytes kept; more sets ``output_truncated``.
+        on_output_limit (str): what happens past ``max_output_bytes``: ``"kill"`` the program (its
+            output is the answer, as in stdin/stdout tests; the run fails) or ``"truncate"`` (drain and
+            discard the rest; the program runs on, and its exit status alone decides ``ok``). Either
+            way the wall-clock deadline still ends a program that never stops printing.
+        allowed_packages (Sequence[str]): top-level import names (``"numpy"``) of installed packages
+            the program may import besides the standard library; each is bound read-only with what
+            its distribution installed beside it. Their own dependencies are not added: list them.
         allow_unsandboxed (bool): if isolation is unavailable, run with rlimits and seccomp only (and,
             as root, an unprivileged uid) instead of raising. Never the default: the caller's files
-            stay reachable.
+            stay reachable, and the program runs on the caller's interpreter with all its packages.
 
     Returns:
         ExecResult: exit status, captured output and what stopped the program.
@@ -236,10 +392,11 @@ def run_python(
     Raises:
         SandboxUnavailableError: isolation is unavailable and ``allow_unsandboxed`` is False.
         ValueError: a limit is out of range or not finite, the code or stdin holds a lone surrogate,
-            or the code is larger than ``MAX_PROGRAM_BYTES``.
+            the code is larger than ``MAX_PROGRAM_BYTES``, ``on_output_limit`` is unknown, or an
+            allowed package is not installed.
     """
     launch = _prepare(code, stdin, timeout, memory_mb, max_processes, file_size_mb, max_output_bytes,
-                      allow_unsandboxed, ())  # fmt: skip
+                      on_output_limit, allowed_packages, allow_unsandboxed, ())  # fmt: skip
     return launch.finish()
 
 
@@ -248,16 +405,27 @@ _RUN_DEFAULTS = {name: parameter.default for name, parameter in inspect.signatur
                  if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
-def _prepare(code, stdin, timeout, memory_mb, max_processes, file_size_mb, max_output_bytes, allow_unsandboxed,
-             pass_fds) -> _Launch:  # fmt: skip
+def _prepare(code, stdin, timeout, memory_mb, max_processes, file_size_mb, max_output_bytes, on_output_limit,
+             allowed_packages, allow_unsandboxed, pass_fds) -> _Launch:  # fmt: skip
     """Validate the arguments, check isolation, and start the sandbox."""
-    program, stdin_bytes = _encode_text("code", code), _encode_text("stdin", stdin)
-    if len(program) > MAX_PROGRAM_BYTES:
-        raise ValueError(f"code is {len(program)} bytes; the sandbox runs programs of at most {MAX_PROGRAM_BYTES}")
-    _check_limits(timeout=timeout, memory_mb=memory_mb, max_processes=max_processes, file_size_mb=file_size_mb,
-                  max_output_bytes=max_output_bytes)  # fmt: skip
+    try:
+        program, stdin_bytes = _encode_text("code", code), _encode_text("stdin", stdin)
+        if len(program) > MAX_PROGRAM_BYTES:
+            raise ValueError(f"code is {len(program)} bytes; the sandbox runs programs of at most {MAX_PROGRAM_BYTES}")
+        _check_limits(timeout=timeout, memory_mb=memory_mb, max_processes=max_processes, file_size_mb=file_size_mb,
+                      max_output_bytes=max_output_bytes)  # fmt: skip
+        if on_output_limit not in ("kill", "truncate"):
+            raise ValueError(f"on_output_limit must be 'kill' or 'truncate', got {on_output_limit!r}")
+        if isinstance(allowed_packages, str):
+            raise ValueError(f"allowed_packages must be a list of import names, got the string {allowed_packages!r}")
+        view = _view(tuple(allowed_packages))
+    except BaseException:
+        for fd in pass_fds:
+            os.close(fd)
+        raise
     limits = dict(timeout=float(timeout), memory_mb=memory_mb, max_processes=max_processes, file_size_mb=file_size_mb,
-                  max_output_bytes=max_output_bytes, pass_fds=tuple(pass_fds))  # fmt: skip
+                  max_output_bytes=max_output_bytes, on_output_limit=on_output_limit, view=view,
+                  pass_fds=tuple(pass_fds))  # fmt: skip
     try:
         check_isolation()
         mode = isolation_mode()
@@ -274,11 +442,13 @@ class _Launch:
     """One started sandbox: the init script (see ``_sandbox_init``) under ``unshare``, and what it needs."""
 
     def __init__(self, mode: str, program: str | bytes, *, stdin: str | bytes, timeout: float, memory_mb: int,
-                 max_processes: int, file_size_mb: int, max_output_bytes: int, pass_fds: tuple[int, ...]):  # fmt: skip
+                 max_processes: int, file_size_mb: int, max_output_bytes: int, on_output_limit: str, view: dict,
+                 pass_fds: tuple[int, ...]):  # fmt: skip
         self.started = time.monotonic()
         self.deadline = self.started + timeout
         self.stdin = stdin.encode() if isinstance(stdin, str) else stdin
         self.max_output_bytes = max_output_bytes
+        self.kill_on_output_limit = on_output_limit == "kill"
         self.host_workdir = tempfile.mkdtemp(prefix="phi4-sandbox-") if mode == "none" else None
         self.cgroup = create_run_cgroup(memory_mb, max_processes + 1) if mode != "none" else None  # +1: init
         if self.cgroup is None:
@@ -294,9 +464,10 @@ class _Launch:
                 "program_fd": program_fd,
                 "status_fd": status_write,
                 "workdir": workdir,
-                "python": sys.executable,
-                "expose": _interpreter_paths(),
-                "cgroup": str(self.cgroup) if self.cgroup else None,
+                # Unsandboxed, everything is in view anyway: the caller's own interpreter, with its packages.
+                "python": sys.executable if mode == "none" else _interpreter()[0],
+                "view": view,
+                "cgroups": [str(path) for path in self.cgroup.paths] if self.cgroup else [],
                 "env": {**_PROGRAM_ENV, "HOME": workdir, "TMPDIR": workdir},
                 "cpu_seconds": max(1, math.ceil(timeout)),
                 "wall_seconds": timeout,
@@ -330,36 +501,39 @@ class _Launch:
         """Supervise the run to its end (or until ``stop_fd`` becomes readable) and report it."""
         try:
             stdout, stderr, timed_out, truncated = _supervise(
-                self.process, self.stdin, self.deadline, self.max_output_bytes, stop_fd
+                self.process, self.stdin, self.deadline, self.max_output_bytes, self.kill_on_output_limit, stop_fd
             )
+            killed = timed_out or (truncated and self.kill_on_output_limit)
             with os.fdopen(self.status_read, "rb") as status_file:
-                status_text = status_file.read().decode() if not (timed_out or truncated) else ""
+                status_text = status_file.read().decode() if not killed else ""
+            peak = self.cgroup.peak_memory_bytes() if self.cgroup else None
         finally:
             self._cleanup()
         status = json.loads(status_text) if status_text.strip() else {}
         if "setup_error" in status:
             raise SandboxUnavailableError(f"sandbox setup failed: {status['setup_error']}")
         stderr_text = stderr.decode(errors="replace")
-        if not status and not (timed_out or truncated) and stderr_text.startswith("unshare:"):
+        if not status and not killed and stderr_text.startswith("unshare:"):
             raise SandboxUnavailableError(stderr_text.strip())
         exit_code = status.get("exit_code")
         timed_out = timed_out or exit_code == -signal.SIGXCPU
         return ExecResult(
-            ok=exit_code == 0 and not timed_out and not truncated,
+            ok=exit_code == 0 and not timed_out and not (truncated and self.kill_on_output_limit),
             exit_code=exit_code,
             stdout=stdout.decode(errors="replace"),
             stderr=stderr_text,
             timed_out=timed_out,
             output_truncated=truncated,
             duration_s=time.monotonic() - self.started,
-            limits="cgroup" if self.cgroup else "rlimit",
+            limits=self.cgroup.kind if self.cgroup else "rlimit",
+            peak_memory_bytes=peak,
         )
 
     def _cleanup(self) -> None:
         if self.host_workdir:
             shutil.rmtree(self.host_workdir, ignore_errors=True)
         if self.cgroup:
-            remove_run_cgroup(self.cgroup)
+            self.cgroup.remove()
 
 
 class SandboxedProcess:
@@ -395,9 +569,13 @@ class SandboxedProcess:
 
 
 def _supervise(
-    process: subprocess.Popen, stdin: bytes, deadline: float, max_output_bytes: int, stop_fd: int | None = None
+    process: subprocess.Popen, stdin: bytes, deadline: float, max_output_bytes: int, kill_on_output_limit: bool,
+    stop_fd: int | None = None,
 ) -> tuple[bytes, bytes, bool, bool]:
     """Feed stdin, collect stdout/stderr, and kill the process group at the deadline, output limit or stop.
+
+    Past ``max_output_bytes`` the program is killed, or (``kill_on_output_limit`` False) what it
+    writes is read and dropped, so it never blocks on a full pipe and still ends at the deadline.
 
     Returns:
         tuple[bytes, bytes, bool, bool]: stdout, stderr, timed_out, output_truncated.
@@ -441,18 +619,20 @@ def _supervise(
                     selector.unregister(key.fd)
                     open_outputs -= 1
                     continue
-                outputs[key.fd] += chunk
+                room = max_output_bytes - total
+                outputs[key.fd] += chunk[: max(room, 0)]
                 total += len(chunk)
                 if total > max_output_bytes:
                     truncated = True
-                    open_outputs = 0
-                    break
+                    if kill_on_output_limit:
+                        open_outputs = 0
+                        break
             if time.monotonic() >= deadline and open_outputs:
                 timed_out = True  # a steady flood keeps select() busy; the deadline still holds
                 break
     finally:
         selector.close()
-        killing = timed_out or truncated or stopped
+        killing = timed_out or (truncated and kill_on_output_limit) or stopped
         if killing:
             # Nobody reads the pipes from here on: close them, or a writer blocked on a full pipe (the
             # program, or unshare reporting its child's death) holds up the kill.
@@ -462,7 +642,7 @@ def _supervise(
         for stream in (process.stdin, process.stdout, process.stderr):
             if not stream.closed:
                 stream.close()
-    stdout, stderr = (bytes(buffer[:max_output_bytes]) for buffer in outputs.values())
+    stdout, stderr = (bytes(buffer) for buffer in outputs.values())
     return stdout, stderr, timed_out, truncated
 
 
