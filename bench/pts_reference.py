@@ -36,7 +36,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from phi4_recipes.configs import PTSScriptArguments, parse_recipe
 from phi4_recipes.generation import PTSSampler
-from phi4_recipes.pts.config import PTSConfig
+from phi4_recipes.pts.config import SearchSettings
 from phi4_recipes.pts.reference import find_pivotal_tokens_baseline
 from phi4_recipes.pts.runner.question_search import (
     question_seed,
@@ -126,12 +126,12 @@ def model_ranking(model) -> Callable[[list[int], list[int]], list[int]]:
     return rank
 
 
-def peer_search(chosen: Chosen, sampler, stops, rank_next, config: PTSConfig) -> tuple[list[int], int, int]:
+def peer_search(chosen: Chosen, sampler, stops, rank_next, config: SearchSettings) -> tuple[list[int], int, int]:
     """codelion/pts at its CLI defaults on one response: (pivot positions, rollouts, pairs found).
 
     :param rank_next: ``(query, prefix) -> token ids``, most likely next token first.
     """
-    peer_config = replace(config, seed=derive_seed(chosen.seed, "peer"))
+    peer_config = config.with_seed(derive_seed(chosen.seed, "peer"))
     result = find_pivotal_tokens_baseline(chosen.query, chosen.response, sampler, chosen.oracle, PEER_SAMPLES,
                                           peer_config)
     rollouts, pairs = result.rollouts, 0
@@ -205,7 +205,7 @@ def run(args: PTSScriptArguments, reference_rollouts: int) -> dict:
         raise SystemExit("the reference's headroom bound needs temperature 1 and top_p 1 (the model's own log-probs)")
     _, questions = read_recipe_questions(args)
     tokenizer, generator, sampler, stops = open_sampler(args)
-    config = args.pts_config(args.seed)
+    config = args.search_settings()
     rank_next = model_ranking(generator.model)
     ours_found: dict[tuple[str, int], list[int]] = {}
     peer_found: dict[tuple[str, int], list[int]] = {}
@@ -221,7 +221,7 @@ def run(args: PTSScriptArguments, reference_rollouts: int) -> dict:
                                    search_all=args.search_all_responses, stop_ids=stops)
         responses, indices = sampled.responses, sampled.chosen
         tick = time.perf_counter()
-        record = search_question(question.id, query, sampler, oracle, config=config, run_seed=args.seed,
+        record = search_question(question.id, query, sampler, oracle, search=config, run_seed=args.seed,
                                  responses_per_question=args.responses_per_question,
                                  search_all_responses=args.search_all_responses, stop_ids=stops,
                                  model=args.model_name_or_path, tokenizer=args.model_name_or_path, settings={})

@@ -24,7 +24,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from phi4_recipes.run_pipeline import item_scores, paired_difference, significance_words, verdict  # noqa: E402
+from phi4_recipes.evaluation.paired import (  # noqa: E402
+    item_scores,
+    paired_difference,
+    significance_words,
+    verdict,
+)
 
 STAGES = [("eval_base", "base (midtrain)"), ("eval_sft", "SFT"), ("eval_dpo_pts", "PTS-DPO"),
           ("eval_dpo_judge", "judge-DPO")]
@@ -54,8 +59,8 @@ def pivot_kind(prefix: str) -> str:
 
 
 def pts_evidence(run: Path) -> dict:
-    # pairs.jsonl holds token ids; its text view (same rows, same order) holds the prompt as text.
-    pairs = [json.loads(line) for line in (run / "pts" / "pairs_text.jsonl").read_text().splitlines() if line.strip()]
+    # pairs.jsonl holds the token ids and, beside them, the prompt as text.
+    pairs = [json.loads(line) for line in (run / "pts" / "pairs.jsonl").read_text().splitlines() if line.strip()]
     kinds = Counter()
     for pair in pairs:
         prompt = pair["prompt"]

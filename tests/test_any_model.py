@@ -142,7 +142,7 @@ def test_sft_trains_the_answer_and_pts_finds_the_coin_token(chain):
     tokenizer = AutoTokenizer.from_pretrained(root / "sft")
     eot = tokenizer.convert_tokens_to_ids(FAMILIES[name]["end_of_turn"])
     assert pairs and all(eot not in p["chosen_ids"] + p["rejected_ids"] for p in pairs)
-    assert {p["chosen_text"].strip() for p in pairs} == {"1"}, [(p["chosen_text"], p["rejected_text"]) for p in pairs]
+    assert {p["chosen"].strip() for p in pairs} == {"1"}, [(p["chosen"], p["rejected"]) for p in pairs]
 
 
 def test_dpo_and_eval_run_on_the_pts_pairs(chain):

@@ -88,6 +88,20 @@ def missing_curate_input_dir(tmp):
     parse_recipe(CurateConfig, argv=[str(recipe)])
 
 
+def output_dir_is_a_file(tmp):
+    taken = _write(tmp, "taken", "not a folder")
+    parse_recipe(ScriptArguments, SFTConfig, ModelConfig, argv=[str(SFT_RECIPE), "--output_dir", str(taken)])
+
+
+def output_dir_inside_a_file(tmp):
+    from phi4_recipes.configs import PTSScriptArguments
+
+    recipe = _write(tmp, "pts.yaml", (REPO / "recipes/tiny/pts.yaml").read_text().replace(
+        "outputs/tiny/pts", str(tmp / "taken" / "pts")))
+    _write(tmp, "taken", "not a folder")
+    parse_recipe(PTSScriptArguments, argv=[str(recipe)])
+
+
 CASES = [
     (empty_jsonl, ValueError, r"empty\.jsonl: no rows"),
     (malformed_jsonl_line, ValueError, r"broken\.jsonl:2: not valid JSON"),
@@ -100,6 +114,10 @@ CASES = [
     (curate_tasks_as_text, RecipeError, r"curate\.yaml: key 'tasks' expects int, got 'two'"),
     (empty_pairs_in_a_trl_mixture, ValueError, r"pairs\.jsonl: no rows"),
     (missing_curate_input_dir, RecipeError, r"curate\.yaml: key 'input_dir': .*crawl does not exist"),
+    (output_dir_is_a_file, RecipeError, r"sft\.yaml \(with command-line overrides\): key 'output_dir': \S+/taken is "
+                                        r"a file, not a folder"),
+    (output_dir_inside_a_file, RecipeError, r"pts\.yaml: key 'output_dir': cannot create \S+/taken/pts: \S+/taken "
+                                            r"is a file, not a folder"),
 ]
 
 

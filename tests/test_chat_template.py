@@ -1,3 +1,4 @@
+import json
 import re
 
 import jinja2
@@ -76,8 +77,6 @@ def saved_template(tokenizer, tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("tokenizer")
     tokenizer.save_pretrained(folder)
     make_tokenizer_config_portable(folder)
-    import json
-
     inline = json.loads((folder / "tokenizer_config.json").read_text())["chat_template"]
     assert inline == (folder / "chat_template.jinja").read_text()
     return inline
@@ -92,6 +91,33 @@ def test_saved_template_renders_in_plain_jinja2_exactly_as_upstream(saved_templa
             messages=messages, add_generation_prompt=prompt)
     assert ours.render(messages=CONVERSATION[1:2], add_generation_prompt=True) == (
         "<|im_start|>user<|im_sep|>What is 2+2?<|im_end|><|im_start|>assistant<|im_sep|>")
+
+
+def test_saved_template_renders_no_trailing_newline_where_the_engine_keeps_it(saved_template):
+    # An engine set to keep_trailing_newline renders a newline that ends the template file after <|im_sep|>, so
+    # the model would start its reply after a "\n" it never saw in training.
+    env = jinja2.Environment(keep_trailing_newline=True)
+    ours, upstream = env.from_string(saved_template), env.from_string(UPSTREAM_PHI4_TEMPLATE)
+    for messages, prompt in CASES:
+        assert ours.render(messages=messages, add_generation_prompt=prompt) == upstream.render(
+            messages=messages, add_generation_prompt=prompt)
+    assert env.from_string(load_chat_template()).render(messages=CONVERSATION[1:2], add_generation_prompt=True) \
+        == "<|im_start|>user<|im_sep|>What is 2+2?<|im_end|><|im_start|>assistant<|im_sep|>"
+
+
+def test_saved_tokenizer_config_has_no_keys_leaked_from_loading(tokenizer, tmp_path):
+    # transformers 5 writes back how it loaded the tokenizer (`is_local`, `local_files_only`, `backend`): machine
+    # state, not tokenizer settings, which 4.x would pass on as unknown init kwargs.
+    from transformers import AutoTokenizer
+
+    tokenizer.save_pretrained(tmp_path / "first")
+    AutoTokenizer.from_pretrained(tmp_path / "first").save_pretrained(tmp_path / "second")
+    make_tokenizer_config_portable(tmp_path / "second")
+    config = json.loads((tmp_path / "second" / "tokenizer_config.json").read_text())
+    assert not {"is_local", "local_files_only", "backend"} & set(config), sorted(config)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path / "second")
+    assert reloaded.apply_chat_template(CONVERSATION, tokenize=False) == tokenizer.apply_chat_template(
+        CONVERSATION, tokenize=False)
 
 
 def test_saved_template_renders_in_minijinja_exactly_as_upstream(saved_template):

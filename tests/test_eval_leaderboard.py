@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from phi4_recipes.evaluation.leaderboard import build_leaderboard, to_markdown
+from phi4_recipes.evaluation.leaderboard import build_leaderboard, compare_rows, to_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "tests" / "fixtures" / "eval" / "results"
@@ -64,7 +64,9 @@ def cli_output(tmp_path_factory) -> Path:
 
 def test_cli_writes_the_table_and_a_page_with_a_chart_per_benchmark(cli_output):
     rows, titles = build_leaderboard(_stage_files())
-    assert (cli_output / "leaderboard.md").read_text() == to_markdown(rows, titles)
+    comparisons, notes = compare_rows(rows)
+    assert comparisons == [] and len(notes) == 3, "no per-sample files beside the fixtures: said, not guessed"
+    assert (cli_output / "leaderboard.md").read_text() == to_markdown(rows, titles, comparisons, notes)
     page = (cli_output / "leaderboard.html").read_text()
     assert page.count('<img alt="') == 11 and page.count('<tr class="reference">') == 3
     assert page.count('src="data:image/png;base64,') == 11
@@ -87,8 +89,9 @@ def test_page_states_metric_samples_limit_date_and_checkpoint_and_drops_empty_re
     (tmp_path / "tiny.json").write_text(json.dumps(tiny))
     rows, titles = build_leaderboard([tmp_path / "tiny.json"])
     table, page = to_markdown(rows, titles), to_html(rows, titles)
-    # The report has no tiny-task numbers: no all-"–" reference rows.
+    # The report has no tiny-task numbers: no all-"–" reference rows, and no words about them.
     assert "(report)" not in table and 'class="reference"' not in page
+    assert "Italic" not in table and "Italic" not in page and "Paired differences" not in page
     assert "| sft | outputs/sft | 2025-01-01 | 40 |" in table
     assert "| Tiny arithmetic | accuracy | sft: 40 |" in table
     for text in ("accuracy", "outputs/sft", "2025-01-01", "Limit (samples per task)", "sft: 40"):
@@ -96,6 +99,49 @@ def test_page_states_metric_samples_limit_date_and_checkpoint_and_drops_empty_re
     # Full benchmarks keep their report rows.
     full, full_titles = build_leaderboard(_stage_files())
     assert "none (full sets)" in to_markdown(full, full_titles)
+    assert "Italic rows are published" in to_markdown(full, full_titles)
+    assert "Italic grey rows are published" in to_html(full, full_titles)
+
+
+def _tiny_run(folder: Path, stage: str, correct: set[int], items: int = 200) -> Path:
+    """A run_eval result as `make tiny` lays it out: <run>/eval_<stage>/eval.json and eval_samples/."""
+    record = json.loads((RESULTS / "sft.json").read_text())
+    record["model"] = {"name_or_path": f"outputs/tiny/{stage}", "stage": stage}
+    record["benchmarks"] = {"tiny_arithmetic": {**record["benchmarks"]["math"], "title": "Tiny arithmetic",
+                                                "metric": "accuracy,none", "num_samples": items,
+                                                "score": len(correct) / items, "stderr": 0.03}}
+    out = folder / f"eval_{stage}"
+    (out / "eval_samples").mkdir(parents=True)
+    (out / "eval.json").write_text(json.dumps(record))
+    (out / "eval_samples" / "tiny_arithmetic.jsonl").write_text("".join(
+        json.dumps({"doc_id": i, "accuracy": float(i in correct)}) + "\n" for i in range(items)))
+    return out / "eval.json"
+
+
+def test_page_shows_the_paired_differences_and_their_verdicts(tmp_path):
+    """The command `make tiny` runs: each stage against the one before it, on the same items."""
+    files = [_tiny_run(tmp_path, "base", set()), _tiny_run(tmp_path, "sft", set(range(60))),
+             _tiny_run(tmp_path, "dpo_pts", set(range(61)))]
+    subprocess.run([sys.executable, str(REPO / "eval" / "leaderboard.py"), *map(str, files),
+                    "--labels", "base,sft,dpo_pts", "--out-dir", str(tmp_path / "lb")],
+                   check=True, capture_output=True, timeout=120)
+    table = (tmp_path / "lb" / "leaderboard.md").read_text()
+    page = (tmp_path / "lb" / "leaderboard.html").read_text()
+    assert "| Tiny arithmetic | sft - base | +30.0 | 3.2 | 200 | significantly better |" in table
+    assert "| Tiny arithmetic | dpo_pts - sft | +0.5 | 0.5 | 200 | not significant |" in table
+    assert ("sft is significantly better than base on tiny_arithmetic (200 items, 1 seed): +30.0 ± 3.2 points "
+            "(|z| = 9.2).") in page
+    assert page.count('<tr class="significantly-better">') == 1 and page.count('<tr class="not-significant">') == 1
+    assert "Italic" not in page
+
+
+def test_comparisons_without_per_sample_scores_are_named_not_guessed(tmp_path):
+    rows, _ = build_leaderboard(_stage_files()[:2], reference=None)
+    comparisons, notes = compare_rows(rows)
+    assert comparisons == [] and notes == [f"sft - base on {', '.join(rows[0].scores)}: no per-sample scores in "
+                                           f"{RESULTS / 'base_samples'} or {RESULTS / 'sft_samples'}"]
+    with pytest.raises(ValueError, match=r"compare base:rl: no result labelled \['rl'\]"):
+        compare_rows(rows, [("base", "rl")])
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium)")

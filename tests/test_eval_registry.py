@@ -9,7 +9,7 @@ from lm_eval.tasks import TaskManager
 
 from phi4_recipes.evaluation.leaderboard import load_reference
 from phi4_recipes.evaluation.registry import LOCAL_TASKS_DIR, REGISTRY_FILE, load_registry, unresolved_tasks
-from phi4_recipes.io import RecipeError
+from phi4_recipes.recipe_checks import RecipeError
 
 REPO = Path(__file__).resolve().parents[1]
 REGISTRY = REPO / "eval" / "benchmarks.yaml"  # the repository's pointer to the packaged registry

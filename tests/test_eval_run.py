@@ -1,10 +1,12 @@
 """End to end: a tiny random-init checkpoint evaluated on the local tasks through lm-eval and the chat template."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 
 from phi4_recipes.configs import EvalArguments, parse_recipe
 from phi4_recipes.data.tiny import tokenizer_corpus
@@ -78,6 +80,21 @@ def test_scores_go_into_the_checkpoints_model_card(checkpoint, two_runs):
         assert listed[name][bench["metric"]] == (second if name in second["benchmarks"] else first)[
             "benchmarks"][name]["score"]
         assert f"| {name} | {bench['metric']} |" in card
+
+
+def test_scores_go_into_the_card_when_results_are_written_elsewhere(checkpoint, tmp_path):
+    # `make tiny` writes each stage's evaluation to `<run>/eval_<stage>/`, outside the checkpoint folder.
+    copy = shutil.copytree(checkpoint, tmp_path / "sft", ignore=shutil.ignore_patterns("eval", "README.md"))
+    path = run_eval(parse_eval_recipe([*_args(copy, "eval", "--benchmarks", "tiny_arithmetic"),
+                                       "--output_dir", str(tmp_path / "eval_sft")]))
+    assert path.parent == tmp_path / "eval_sft"
+    bench = json.loads(path.read_text(encoding="utf-8"))["benchmarks"]["tiny_arithmetic"]
+    card = ModelCard.load(copy / "README.md")
+    [result] = card.data.eval_results  # the model-index the Hub shows
+    assert (result.dataset_type, result.metric_type, result.metric_value) == (
+        "tiny_arithmetic", bench["metric"], bench["score"])
+    listed = card_eval_results(copy / "README.md")["tiny_arithmetic"]
+    assert listed[f"{bench['metric']}_stderr"] == bench["stderr"] is not None and listed["num_samples"] == 5
 
 
 def test_prompts_go_through_the_chat_template(two_runs):

@@ -1,18 +1,22 @@
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from huggingface_hub import HfApi, ModelCard
+from huggingface_hub import HfApi, ModelCard, constants
 
 from phi4_recipes.hub import (
     HubPushError,
     card_eval_results,
+    model_lineage,
     push_checkpoint,
     refresh_model_card,
     render_model_card,
     write_model_card,
 )
+from phi4_recipes.manifest import read_manifest, write_manifest
 
 MANIFEST = {
     "stage": "dpo_pts",
@@ -42,6 +46,24 @@ def test_model_card_has_base_model_recipe_data_stage_versions_and_evals(tmp_path
     assert card_eval_results(tmp_path / "README.md") == scores
 
 
+@pytest.fixture(autouse=True)
+def _empty_hub_cache(tmp_path_factory, monkeypatch):
+    """A Hugging Face cache of the test's own, so the machine's cache cannot change what a card says."""
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path_factory.mktemp("hub_cache")))
+
+
+def cache_snapshot(repo_id: str, card: str) -> Path:
+    """`repo_id`'s README.md in the Hugging Face cache layout (refs/main -> snapshots/<sha>/), as a download leaves it."""
+    repo = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(sha)
+    snapshot = repo / "snapshots" / sha
+    snapshot.mkdir(parents=True)
+    (snapshot / "README.md").write_text(card)
+    return snapshot
+
+
 def test_card_parses_with_huggingface_hub_and_lists_eval_results(tmp_path):
     """What the Hub itself reads: ModelCard metadata with license, datasets, base model and model-index."""
     manifest = {**MANIFEST, "inputs": [*MANIFEST["inputs"], {"source": "HuggingFaceTB/smoltalk", "rows": 100}]}
@@ -51,7 +73,8 @@ def test_card_parses_with_huggingface_hub_and_lists_eval_results(tmp_path):
                      eval_results=scores)
     card = ModelCard.load(tmp_path / "README.md")
     data = card.data
-    assert data.base_model == "microsoft/phi-4" and data.license == "apache-2.0"
+    # microsoft/phi-4's card is not in the (empty) test cache, so nothing says its license.
+    assert data.base_model == "microsoft/phi-4" and data.license == "unknown"
     assert data.datasets == ["HuggingFaceTB/smoltalk"]  # local files are listed in the text, not as Hub ids
     results = {(r.dataset_type, r.metric_type): r for r in data.eval_results}
     assert set(results) == {("gpqa", "accuracy"), ("math", "exact_match")}
@@ -67,6 +90,66 @@ def test_local_base_model_is_not_put_in_hub_metadata(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"stage": "midtrain"}))
     card = render_model_card(MANIFEST, base_model=str(tmp_path), hub_model_id=None)
     assert "midtraining (long context) stage (not on the Hub)" in card
+
+
+def _stage(folder: Path, base_model: str, **manifest) -> Path:
+    """A checkpoint folder as `training.finish` leaves it: manifest with the lineage of its base, then the card."""
+    write_manifest(folder, stage=manifest.pop("stage", "sft"), recipe_path=None,
+                   configs={"model_args": {"model_name_or_path": base_model}}, seed=0, inputs=[],
+                   extra={"lineage": model_lineage(base_model)})
+    write_model_card(folder, read_manifest(folder), base_model=base_model, hub_model_id=None)
+    return folder
+
+
+def test_chain_of_local_checkpoints_carries_the_root_hub_id_license_and_parents(tmp_path):
+    # The root stands for a model downloaded from the Hub: its card says it was fine-tuned from org/name.
+    root = tmp_path / "downloaded"
+    root.mkdir()
+    (root / "README.md").write_text("---\nbase_model: org/name\nlicense: llama3.2\n---\n# a Llama fine-tune\n")
+    sft = _stage(tmp_path / "sft", str(root))
+    dpo = _stage(tmp_path / "dpo", str(sft), stage="dpo_pts")  # local -> local: SFT -> DPO
+    card = ModelCard.load(dpo / "README.md")
+    assert card.data.base_model == "org/name" and card.data.license == "llama3.2"
+    assert f"the local checkpoint `{sft}`" in card.text and "[org/name](https://huggingface.co/org/name) through 2" \
+        in card.text
+    assert read_manifest(dpo)["lineage"] == {"base_model": "org/name", "local_parents": [str(sft), str(root)],
+                                             "license": {"license": "llama3.2"}}
+    # A card rewritten later (`python -m phi4_recipes.hub`, run_eval) keeps the lineage the manifest recorded,
+    # even with the parents gone.
+    shutil.rmtree(root)
+    shutil.rmtree(sft)
+    assert ModelCard.load(refresh_model_card(dpo)).data.base_model == "org/name"
+
+
+def test_older_manifest_without_lineage_is_followed_through_its_base(tmp_path):
+    root = cache_snapshot("org/llama-ft", "---\nlicense: other\nlicense_name: llama3\nlicense_link: LICENSE\n---\n")
+    older = tmp_path / "sft"
+    older.mkdir()
+    (older / "manifest.json").write_text(json.dumps({"stage": "sft", "resolved_config": {
+        "model_args": {"model_name_or_path": str(root)}}}))
+    lineage = model_lineage(str(older))
+    # A Hugging Face cache snapshot is the Hub model its folder names.
+    assert lineage == {"base_model": "org/llama-ft", "local_parents": [str(older), str(root)],
+                       "license": {"license": "other", "license_name": "llama3", "license_link": "LICENSE"}}
+    data = ModelCard(render_model_card({"stage": "dpo_pts"}, base_model=str(older), hub_model_id=None)).data
+    assert (data.base_model, data.license, data.license_name) == ("org/llama-ft", "other", "llama3")
+
+
+def test_license_is_the_base_models_or_unknown(tmp_path):
+    def card_license(base_model):
+        return ModelCard(render_model_card({"stage": "sft"}, base_model=base_model, hub_model_id=None)).data.license
+
+    assert card_license(None) == card_license("tiny") == "apache-2.0"  # trained from scratch with this project
+    assert card_license("Qwen/Qwen2.5-0.5B") == "unknown"  # not in the cache, and the tests run offline
+    cache_snapshot("Qwen/Qwen2.5-0.5B", "---\nlicense: apache-2.0\n---\n")
+    cache_snapshot("meta-llama/Llama-3.2-1B", "---\nlicense: llama3.2\n---\n")
+    assert card_license("meta-llama/Llama-3.2-1B") == "llama3.2" and card_license("Qwen/Qwen2.5-0.5B") == "apache-2.0"
+    by_config = tmp_path / "by_config"
+    by_config.mkdir()
+    (by_config / "config.json").write_text(json.dumps({"model_type": "llama", "license": "gemma"}))
+    assert card_license(str(by_config)) == "gemma"
+    (tmp_path / "silent").mkdir()
+    assert card_license(str(tmp_path / "silent")) == "unknown"
 
 
 def test_push_uploads_folder_without_intermediate_checkpoints(tmp_path, monkeypatch):

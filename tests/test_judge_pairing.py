@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from phi4_recipes.io import RecipeError
 from phi4_recipes.judge.export import balance_lengths, dpo_rows, drop_duplicate_pairs
 from phi4_recipes.judge.labelling import combine_orders, oracle_outcome
 from phi4_recipes.judge.pairing import candidate_pairs, select_pairs
 from phi4_recipes.judge.prompt_sets import builtin_rai_prompts, read_prompt_rows
 from phi4_recipes.judge.rubrics import available_rubrics, load_rubric
+from phi4_recipes.recipe_checks import RecipeError
 
 NAMES = ["policy", "policy", "gpt-4o", "gpt-4t"]  # policy has 2 samples
 

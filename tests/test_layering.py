@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md, checked by import-linter against .importlinter (also run by CI)."""
+"""The layering of docs/ARCHITECTURE.md, checked by import-linter against .importlinter (also run by CI)."""
 
 import shutil
 import subprocess
@@ -37,12 +37,65 @@ print(json.dumps(sorted(name for name, path in modules.items() if has_code(path)
 """
 
 
-def test_a_dpo_run_reads_at_most_twelve_project_files_and_no_evaluation_code():
+def test_a_dpo_run_reads_at_most_thirteen_project_files_and_no_evaluation_code():
     out = subprocess.run([sys.executable, "-c", _LOADED_BY_RUN_DPO], cwd=REPO, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     import json
 
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
-    assert len(loaded) <= 12, loaded
+    assert len(loaded) <= 13, loaded  # 12 before io.py's recipe checks became recipe_checks.py
     assert not [name for name in loaded if name.startswith("phi4_recipes.evaluation")]
+
+
+# lm-eval loads each task's utils.py by file path, so import-linter (which follows packages) never sees what
+# they import. They run inside evaluation/'s lm-eval call: they may import only the layers below evaluation.
+TASKS = REPO / "src" / "phi4_recipes" / "resources" / "lm_eval_tasks"
+
+
+def layers_below(module: str) -> set[str]:
+    """The modules of every layer under `module` in .importlinter's layers contract."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(REPO / ".importlinter")
+    layers = [line.strip() for line in config["importlinter:contract:layers"]["layers"].splitlines() if line.strip()]
+    layers = [[name.strip() for name in line.replace(":", "|").split("|")] for line in layers]
+    index = next(i for i, layer in enumerate(layers) if module in layer)
+    return {name for layer in layers[index + 1:] for name in layer}
+
+
+def project_imports(source: str) -> list[str]:
+    """Every phi4_recipes module a file imports, at any depth (imports inside functions count)."""
+    import ast
+
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+    return [name for name in names if name.split(".")[0] == "phi4_recipes"]
+
+
+def imports_above(source: str, allowed: set[str]) -> list[str]:
+    return [name for name in project_imports(source)
+            if not any(name == layer or name.startswith(layer + ".") for layer in allowed)]
+
+
+def test_lm_eval_task_files_import_only_layers_below_evaluation():
+    allowed = layers_below("phi4_recipes.evaluation")
+    assert {"phi4_recipes.judge", "phi4_recipes.verify", "phi4_recipes.data"} <= allowed
+    task_files = sorted(TASKS.glob("*/*.py"))
+    assert len(task_files) >= 6
+    seen = set()
+    for path in task_files:
+        source = path.read_text(encoding="utf-8")
+        assert imports_above(source, allowed) == [], path
+        seen.update(project_imports(source))
+    assert {"phi4_recipes.judge.client", "phi4_recipes.verify.code_check", "phi4_recipes.data.tiny"} <= seen
+    # The check itself catches an import from above: a stage script, the configs, evaluation itself.
+    upward = ("from phi4_recipes.run_pipeline import main\nimport phi4_recipes.configs\n"
+              "def f():\n    from phi4_recipes.evaluation.results import read_results\n")
+    assert imports_above(upward, allowed) == ["phi4_recipes.run_pipeline", "phi4_recipes.configs",
+                                              "phi4_recipes.evaluation.results"]

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from phi4_recipes.configs import PipelineArguments, parse_recipe
-from phi4_recipes.run_pipeline import main, paired_difference, significance_words, verdict
+from phi4_recipes.evaluation.paired import paired_difference, significance_words, verdict
+from phi4_recipes.run_pipeline import main
 
 REPO = Path(__file__).resolve().parents[1]
 

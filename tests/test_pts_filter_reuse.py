@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from phi4_recipes.pts import PTSConfig, find_pivotal_tokens
+from phi4_recipes.pts import PTSConfig, SearchSettings, find_pivotal_tokens
 from phi4_recipes.pts.config import require_logprobs_of_sampling
 from phi4_recipes.pts.reference.synthetic import make_task
 
@@ -87,7 +87,7 @@ def test_responses_cut_at_max_new_tokens_are_not_searched(cut):
     def oracle(ids):  # a cut response has no answer token: wrong
         return len(ids) == len(task.response_ids) and judge(ids)
 
-    record = search_question("q", task.query_ids, sampler, oracle, config=PTSConfig(make_pairs=False),
+    record = search_question("q", task.query_ids, sampler, oracle, search=SearchSettings(make_pairs=False),
                              run_seed=0, responses_per_question=4, search_all_responses=True, stop_ids={99},
                              model="m", tokenizer="t", settings={})
     searched = {r.response_index for r in record.responses}

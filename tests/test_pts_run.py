@@ -154,8 +154,8 @@ def test_run_writes_one_line_per_question_pairs_plots_and_manifest(full_run, que
         assert pair["chosen_ids"] != pair["rejected_ids"]
         assert pair["p_chosen"] - pair["p_rejected"] >= result.config.p_gap
         assert pair["p_after"] == pivot.p_after and pair["seed"] == result.config.seed
-        assert pair["prompt_text"] == tokenizer.decode(pair["prompt_ids"])
-        assert pair["chosen_text"] == tokenizer.decode(pair["chosen_ids"])
+        assert pair["prompt"] == tokenizer.decode(pair["prompt_ids"])
+        assert pair["chosen"] == tokenizer.decode(pair["chosen_ids"])
         # the stop token was cut before the search, so it is never a side of a pair
         assert tokenizer.convert_tokens_to_ids("<|im_end|>") not in pair["chosen_ids"] + pair["rejected_ids"]
     keys = [(p["question_id"], p["response_index"], p["position"]) for p in pairs]
@@ -307,11 +307,31 @@ def test_help_lists_every_search_knob_with_its_help_text(capsys):
     assert "".join(PTSScriptArguments.__dataclass_fields__["seed"].metadata["help"].split()) in squeezed
 
 
-def test_the_run_seed_seeds_the_run_and_each_search_gets_its_own():
-    args = parse_pts(["recipes/tiny/pts.yaml", "--p_gap", "0.3", "--confirm", "false"])
-    config = args.pts_config(seed=7)
-    assert type(config) is PTSConfig and (config.p_gap, config.confirm, config.seed) == (0.3, False, 7)
-    assert args.seed == 42 and config.to_dict().keys() == PTSConfig().to_dict().keys()
+def test_the_manifest_records_the_seeds_the_searches_used(full_run):
+    """The run's seed is the one seed a recipe sets; each question's search seed derives from it and the
+    question id, and the manifest names no other seed (it once recorded a search seed no search used)."""
+    from phi4_recipes.pts.runner.question_search import question_seed, search_question
+
+    manifest = json.loads((full_run / "manifest.json").read_text())
+    run_seed = manifest["seed"]
+    assert run_seed == manifest["resolved_config"]["script_args"]["seed"] == 42
+
+    def seeds(node, path=()):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from ([(path + (key,), value)] if key == "seed" else seeds(value, path + (key,)))
+    assert list(seeds(manifest["resolved_config"])) == [(("script_args", "seed"), run_seed)]
+    searched = 0
+    for record in read_shard(shard_path(full_run, 0, 1)):
+        assert record.run_seed == run_seed and record.seed == question_seed(run_seed, record.question_id)
+        for response in record.responses:
+            assert response.result.config.seed == record.seed
+            searched += 1
+    assert searched > 0
+    # A config carrying a seed of its own is refused rather than silently given the question's.
+    with pytest.raises(TypeError, match="derives each question's seed from run_seed"):
+        search_question("q", [1], None, None, search=PTSConfig(seed=3), run_seed=run_seed, responses_per_question=1,
+                        search_all_responses=False, stop_ids=[], model="m", tokenizer="t", settings={})
 
 
 @pytest.mark.parametrize("recipe", ["recipes/tiny/pts.yaml", "recipes/pts.yaml", "recipes/colab/pts.yaml"])

@@ -19,7 +19,8 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from trl import DPOConfig, DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
-from phi4_recipes.pts.runner.export import text_pair_rows
+from phi4_recipes.data.preference import prepare_preference_pairs
+from phi4_recipes.pts.runner.export import retokenises_exactly
 from phi4_recipes.run_dpo import TokenExactDPOTrainer
 
 PAIRS = {"prompt_ids": [[5, 6, 7], [5, 8]], "chosen_ids": [[9], [10]], "rejected_ids": [[11], [12]]}
@@ -73,14 +74,23 @@ def test_token_exact_trainer_feeds_trls_collator_the_exact_ids(tiny, tmp_path):
     assert 30 not in batch["input_ids"].tolist()[0]
 
 
-def test_text_view_flags_pairs_that_do_not_retokenise_exactly(tiny):
+def test_retokenisation_flag_marks_text_that_encodes_to_other_ids(tiny):
     _, tokenizer = tiny
-    rows = [{"prompt_ids": [5, 6], "chosen_ids": [9], "rejected_ids": [11], "prompt_text": "t5 t6",
-             "chosen_text": " t9", "rejected_text": " t11", "question_id": "q", "response_index": 0, "position": 2,
-             "p_chosen": 0.9, "p_rejected": 0.1},
-            {"prompt_ids": [5, 6], "chosen_ids": [9], "rejected_ids": [11], "prompt_text": "t5 t6",
-             "chosen_text": "t9", "rejected_text": " t11", "question_id": "q", "response_index": 0, "position": 3,
-             "p_chosen": 0.9, "p_rejected": 0.1}]
-    view = text_pair_rows(rows, tokenizer)
-    assert [v["exact_retokenisation"] for v in view] == [True, False]
-    assert view[0]["prompt"] == "t5 t6" and view[0]["chosen"] == " t9"
+    assert retokenises_exactly(tokenizer, "t5 t6", " t9", [5, 6, 9])
+    assert not retokenises_exactly(tokenizer, "t5 t6", "t9", [5, 6, 9]), "'t6t9' is one unknown word"
+
+
+def test_one_pairs_file_feeds_both_trainers(tiny, tmp_path):
+    """A PTS export row holds the ids (ours, used exactly) and their text (TRL's columns): the stock trainer
+    reads the same rows without a KeyError, re-tokenising the text; ours keeps the searched ids."""
+    model, tokenizer = tiny
+    rows = Dataset.from_dict({**PAIRS, "prompt": ["t5 t6 t7", "t5 t8"], "chosen": [" t9", " t10"],
+                              "rejected": [" t11", " t12"], "exact_retokenisation": [True, True]})
+    stock = DPOTrainer(model=model, ref_model=copy.deepcopy(model), args=_args(tmp_path), train_dataset=rows,
+                       processing_class=tokenizer)
+    assert stock.train_dataset[0]["chosen_ids"] == [9, 30]
+    prepared = prepare_preference_pairs(rows, tokenizer, max_length=None, name="pairs.jsonl")
+    assert prepared.exact_ids == 2 and prepared.dataset["chosen_ids"] == PAIRS["chosen_ids"]
+    exact = TokenExactDPOTrainer(model=model, ref_model=copy.deepcopy(model), args=_args(tmp_path),
+                                 train_dataset=prepared.dataset, processing_class=tokenizer)
+    assert exact.train_dataset[0]["chosen_ids"] == [9]

@@ -1,6 +1,9 @@
 """Every training recipe parses with the pinned TRL, and every path it names exists or is made upstream."""
 
+import dataclasses
+import enum
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -113,7 +116,7 @@ def test_full_scale_recipes_use_bf16_liger_checkpointing():
             continue
         raw = _load(recipe)
         liger = raw.get("use_liger_kernel", raw.get("use_liger"))  # use_liger: the deprecated spelling
-        assert raw["bf16"] is True and liger is True and raw["gradient_checkpointing"] is True, recipe
+        assert raw["bf16"] is True and liger is True and raw["activation_checkpointing"] is True, recipe
 
 
 def test_use_liger_kernel_goes_to_our_model_and_never_to_the_trainers_patch(monkeypatch, tmp_path):
@@ -125,8 +128,10 @@ def test_use_liger_kernel_goes_to_our_model_and_never_to_the_trainers_patch(monk
     script_args, training_args, model_args = parse_training(SFTConfig, [
         "recipes/sft.yaml", "--bf16", "false", "--model_name_or_path", "phi4-colab", "--output_dir", str(tmp_path)])
     assert training_args.use_liger_kernel is True
-    start_run(script_args, training_args, model_args)
-    assert script_args.use_liger is True and training_args.use_liger_kernel is False
+    plan = start_run(script_args, training_args, model_args)
+    assert plan.use_liger is True and training_args.use_liger_kernel is False
+    # what the user asked for stays on record, and the deprecated key is not revived as the live flag
+    assert plan.requested["use_liger_kernel"] is True and script_args.use_liger is None
     assert script_args.stage == "sft"
 
 
@@ -154,44 +159,84 @@ def test_cli_overrides_recipe_and_config_flag_works(monkeypatch):
     assert plain.learning_rate == _load(RECIPES / "tiny" / "sft.yaml")["learning_rate"]
 
 
-def _parse_any(path: Path):
-    """Parse a recipe with the parser of the script that runs it."""
+def _parse_any(path: Path) -> tuple[object, set[str]]:
+    """Parse a recipe with the parser of the script that runs it; also returns the keys the test overrides."""
     from phi4_recipes.configs import CurateConfig, EvalArguments, PTSScriptArguments
 
     raw, rel = _load(path), str(path.relative_to(REPO))
     if "accelerate_configs" in path.parts:
-        return load_config_from_file(rel)
+        return load_config_from_file(rel), set()
     if set(raw) == {"phases"}:
-        return load_mixture(rel)
+        return {"phases": load_mixture(rel)}, set()
     if recipe_stage(raw) in STAGES:
-        return parse_training(_stage_config(recipe_stage(raw)), [rel, "--bf16", "false", "--fp16", "false"])
+        return parse_training(_stage_config(recipe_stage(raw)), [rel, "--bf16", "false", "--fp16", "false"]), \
+            {"bf16", "fp16"}
     if "curate" in path.parts:
         # local.yaml and slurm.yaml read the user's own crawl folders; every other key is checked as is
-        return parse_recipe(CurateConfig, argv=[rel, "--input_dir", "tests/fixtures/html"])
+        return parse_recipe(CurateConfig, argv=[rel, "--input_dir", "tests/fixtures/html"]), {"input_dir"}
     if "benchmarks" in raw:
         # the model is always given at run time
-        return parse_recipe(EvalArguments, argv=[rel, "--model_name_or_path", "outputs/tiny/sft"])
+        return parse_recipe(EvalArguments, argv=[rel, "--model_name_or_path", "outputs/tiny/sft"]), \
+            {"model_name_or_path"}
     if "p_gap" in raw:
-        return parse_recipe(PTSScriptArguments, argv=[rel])
+        return parse_recipe(PTSScriptArguments, argv=[rel]), set()
     if "responders" in raw:
         from phi4_recipes.configs import JudgeScriptArguments
 
-        return parse_recipe(JudgeScriptArguments, argv=[rel])
+        return parse_recipe(JudgeScriptArguments, argv=[rel]), set()
     if "stages" in raw:
         from phi4_recipes.configs import PipelineArguments
 
-        return parse_recipe(PipelineArguments, argv=[rel])
+        return parse_recipe(PipelineArguments, argv=[rel]), set()
     if "workflow" in raw:
         from phi4_recipes.configs import SynthScriptArguments
 
-        return parse_recipe(SynthScriptArguments, argv=[rel])
+        return parse_recipe(SynthScriptArguments, argv=[rel]), set()
     raise AssertionError(f"{rel}: no script claims this recipe")
 
 
+def _holds(written, parsed) -> bool:
+    """Whether a parsed value carries what the YAML wrote (defaults the YAML left out may be added)."""
+    if dataclasses.is_dataclass(parsed) and not isinstance(parsed, type):
+        parsed = {f.name: getattr(parsed, f.name) for f in dataclasses.fields(parsed)}
+    if isinstance(parsed, enum.Enum):
+        parsed = parsed.value
+    if isinstance(written, dict):
+        return isinstance(parsed, dict) and all(k in parsed and _holds(v, parsed[k]) for k, v in written.items())
+    if isinstance(written, list):
+        return isinstance(parsed, list) and len(written) == len(parsed) and all(map(_holds, written, parsed))
+    return written == parsed
+
+
+def _lost_keys(raw: dict, parsed: object, overridden: set[str]) -> list[str]:
+    """Recipe keys whose value reaches no parsed option (`env` is the parser's own key)."""
+    holders = parsed if isinstance(parsed, tuple) else (parsed,)
+    lost = []
+    for key, value in raw.items():
+        if key in overridden or key == "env":
+            continue
+        if key == "report_to" and value == "none":  # transformers spells "no integration" as []
+            value = []
+        found = [getattr(h, key) if not isinstance(h, dict) else h[key] for h in holders
+                 if (key in h if isinstance(h, dict) else hasattr(h, key))]
+        if not found or not _holds(value, found[0]):
+            lost.append(key)
+    return lost
+
+
 @pytest.mark.parametrize("recipe", sorted(RECIPES.rglob("*.yaml")), ids=lambda p: str(p.relative_to(RECIPES)))
-def test_every_recipe_file_parses_with_its_script(recipe, monkeypatch):
+def test_every_recipe_file_parses_with_its_script_and_every_key_reaches_it(recipe, monkeypatch):
     monkeypatch.chdir(REPO)
-    assert _parse_any(recipe) is not None
+    parsed, overridden = _parse_any(recipe)
+    assert _lost_keys(_load(recipe), parsed, overridden) == []
+
+
+def test_a_key_the_parser_drops_or_changes_is_caught():
+    raw = {"learning_rate": 1e-3, "datasets": [{"path": "json", "data_files": "a.jsonl"}]}
+    kept = SimpleNamespace(learning_rate=1e-3, datasets=[SimpleNamespace()])
+    assert _lost_keys(raw, (kept,), set()) == ["datasets"]
+    assert _lost_keys({"learning_rate": 1e-3, "seed": 1}, (SimpleNamespace(learning_rate=2e-3),), set()) == [
+        "learning_rate", "seed"]
 
 
 def test_cli_prefix_and_bad_types_fail_naming_option_and_file(tmp_path, monkeypatch):
@@ -226,3 +271,36 @@ def test_every_script_help_lists_its_options(script):
         assert out.stdout.lstrip().startswith("usage:") and out.stdout.count("\n  --") >= 3, out.stdout[-500:]
         for option in HELP_OPTIONS.get(script, []):
             assert option in out.stdout, (script, option)
+
+
+SCRIPT_OPTIONS = ["ScriptArguments", "PTSScriptArguments", "JudgeScriptArguments", "SynthScriptArguments",
+                  "CurateConfig", "EvalArguments", "PipelineArguments"]
+
+
+def redeclared_options(cls: type) -> dict[str, list[str]]:
+    """Options declared by more than one class a script's arguments inherit from: {option: [classes]}."""
+    owners = {f.name: [k.__qualname__ for k in cls.__mro__ if f.name in vars(k).get("__annotations__", {})]
+              for f in dataclasses.fields(cls)}
+    return {name: classes for name, classes in owners.items() if len(classes) > 1}
+
+
+@pytest.mark.parametrize("name", SCRIPT_OPTIONS)
+def test_every_option_is_declared_once_with_one_meaning(name):
+    """An option re-declared in a subclass shadows its base's meaning and help (PTS's `seed` once meant the
+    run's seed in the script and one search's seed in the algorithm's config)."""
+    import phi4_recipes.configs as configs
+
+    assert redeclared_options(getattr(configs, name)) == {}
+
+
+def test_a_redeclared_option_is_caught():
+    @dataclasses.dataclass
+    class Base:
+        seed: int = 0
+
+    @dataclasses.dataclass
+    class Script(Base):
+        seed: int = 42
+
+    assert redeclared_options(Script) == {"seed": ["test_a_redeclared_option_is_caught.<locals>.Script",
+                                                   "test_a_redeclared_option_is_caught.<locals>.Base"]}

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from phi4_recipes.configs import SynthScriptArguments, parse_recipe
-from phi4_recipes.io import RecipeError, write_jsonl
+from phi4_recipes.io import write_jsonl
+from phi4_recipes.recipe_checks import RecipeError
 from phi4_recipes.synth import BadModelOutput, plurality_vote
 from phi4_recipes.synth.export import export_run
 from phi4_recipes.synth.inputs import input_rows

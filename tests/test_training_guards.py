@@ -1,7 +1,12 @@
-"""What a training stage checks before it trains: inputs exist, nothing finished is overwritten, resume
-picks a whole checkpoint."""
+"""What a training stage checks before it trains: inputs exist, the output folder can be written, nothing
+finished is overwritten, resume picks a whole checkpoint; and what its manifest records."""
 
+import json
 import logging
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -9,8 +14,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from phi4_recipes.io import RecipeError, looks_local
+from phi4_recipes.recipe_checks import RecipeError, looks_local
 from phi4_recipes.training import newest_complete_checkpoint, require_inputs, resolve_resume
+from stage_runner import run_stage, script_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,3 +69,60 @@ def test_resume_skips_a_torn_checkpoint_and_says_which(tmp_path, caplog):
     with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
         resolve_resume(_args(tmp_path, str(tmp_path / "checkpoint-3")))
     assert newest_complete_checkpoint(tmp_path / "none") is None
+
+
+def test_the_manifest_records_the_options_the_user_asked_for(tmp_path):
+    """The script carries out push_to_hub and use_liger_kernel itself and hands the Trainer both switched off;
+    the manifest still says the user turned them on. Offline the push is refused after the local save."""
+    out = tmp_path / "sft"
+    proc = run_stage("run_sft.py", "recipes/tiny/sft.yaml", "--model_name_or_path", "tiny", "--output_dir", out,
+                     "--max_steps", "1", "--dataset_max_rows", "16", "--push_to_hub", "true", "--hub_model_id",
+                     "someone/tiny-sft", "--use_liger_kernel", "true", check=False)
+    assert proc.returncode != 0 and "HF_HUB_OFFLINE is set" in proc.stderr, proc.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    asked = manifest["resolved_config"]["training_args"]
+    assert asked["push_to_hub"] is True and asked["use_liger_kernel"] is True
+    assert asked["hub_model_id"] == "someone/tiny-sft" and asked["max_steps"] == 1
+    assert manifest["run_plan"]["trainer_args_changed"] == {"use_liger_kernel": False, "push_to_hub": False}
+    assert manifest["resolved_config"]["script_args"]["use_liger"] is None  # the deprecated key stays unset
+    assert (out / "model.safetensors").is_file()
+
+
+# Output folders a stage cannot write: refused when the recipe is read, naming the key and the recipe (an
+# output_dir that is a file: tests/test_bad_inputs.py).
+PRODUCER = ("run_pts.py", "recipes/tiny/pts.yaml")
+TRAINER = ("run_sft.py", "recipes/tiny/sft.yaml")
+
+
+def _read_only_mount_runner() -> list[str] | None:
+    """A command prefix that runs a command with its first argument bind-mounted read-only (a private mount
+    namespace via unshare, so nothing outside the test sees it), or None where this machine cannot.
+
+    Permission bits would not do: the tests run as root, which writes through them; only a read-only mount
+    (or an immutable flag) stops root, so that is what a stage must detect.
+    """
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+    prefix = [unshare, "-rm", "sh", "-c", script, "sh"]
+    with tempfile.TemporaryDirectory() as probe:
+        check = subprocess.run([*prefix, probe, "sh", "-c", f"! touch {probe}/x"], capture_output=True, timeout=30)
+        return prefix if check.returncode == 0 else None
+
+
+@pytest.mark.parametrize("script, recipe", [TRAINER, PRODUCER], ids=["run_sft", "run_pts"])
+def test_a_read_only_output_dir_fails_before_any_work(script, recipe, tmp_path):
+    prefix = _read_only_mount_runner()
+    if prefix is None:
+        pytest.skip("needs `unshare -rm` and bind mounts to make a read-only folder (root writes through chmod)")
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    # An existing folder, as in the report: training used to run to the end, then fail writing its results.
+    cmd = [*prefix, str(read_only), sys.executable, str(REPO / "src/phi4_recipes" / script), recipe,
+           "--model_name_or_path", "tiny", "--output_dir", str(read_only)]
+    proc = subprocess.run(cmd, cwd=REPO, env=script_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert (f"{recipe} (with command-line overrides): key 'output_dir': {read_only} cannot be written: "
+            f"{read_only} is on a read-only file system") in proc.stderr, proc.stderr[-2000:]
+    assert "train_runtime" not in proc.stdout

@@ -3,6 +3,9 @@
 Pushing happens after the checkpoint is saved locally, so a failed push (offline, no token, no rights)
 never costs the run: the error says where the checkpoint is.
 
+A card's `base_model` and `license` come from the model's lineage (`model_lineage`): the nearest Hub model up
+the chain of local checkpoints, which the training stage records in its manifest with the local parents.
+
 Evaluation scores reach the card from run_eval, which passes them in (this module never imports the
 evaluation code, so a training run does not load it). The card keeps them in its `model-index` metadata,
 the Hub's own place for results, so rewriting the card from the manifest keeps them.
@@ -11,15 +14,26 @@ the Hub's own place for results, so rewriting the card from the manifest keeps t
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token
+from huggingface_hub import (
+    EvalResult,
+    HfApi,
+    ModelCard,
+    ModelCardData,
+    get_token,
+    hf_hub_download,
+    metadata_load,
+    try_to_load_from_cache,
+)
 
 from .manifest import read_manifest
+from .model_loading import is_preset
 
 STAGE_TITLES = {
     "pretrain": "pretraining",
@@ -57,6 +71,88 @@ def project_license() -> str:
         return (meta.get("License-Expression") or meta.get("License") or "apache-2.0").lower()
     except importlib.metadata.PackageNotFoundError:
         return "apache-2.0"
+
+
+# `license` and, for license "other", the name and link the Hub shows with it.
+_LICENSE_KEYS = ("license", "license_name", "license_link")
+_CACHE_FOLDER = re.compile(r"models--(?P<owner>[^/]+?)--(?P<name>[^/]+)")
+
+
+def _card_metadata(folder: Path) -> dict[str, Any]:
+    """A folder's card front matter (README.md), {} without a card."""
+    card = folder / "README.md"
+    return (metadata_load(card) or {}) if card.is_file() else {}
+
+
+def _license_of(metadata: dict[str, Any]) -> dict[str, str]:
+    return {k: str(metadata[k]) for k in _LICENSE_KEYS if metadata.get(k)} if metadata.get("license") else {}
+
+
+def _folder_license(folder: Path) -> dict[str, str]:
+    """A foreign checkpoint's license: its card's front matter, else a `license` its config.json names."""
+    config = folder / "config.json"
+    config_license = json.loads(config.read_text(encoding="utf-8")).get("license") if config.is_file() else None
+    return _license_of(_card_metadata(folder)) or _license_of({"license": config_license})
+
+
+def _hub_license(hub_id: str) -> dict[str, str]:
+    """A Hub model's license from its card: the cached copy (from_pretrained does not fetch cards), else the card
+    downloaded into the cache; {} offline, for a gated repo or without a card."""
+    card = try_to_load_from_cache(hub_id, "README.md")
+    if not isinstance(card, str):
+        try:
+            card = hf_hub_download(hub_id, "README.md", etag_timeout=10)
+        except Exception:  # offline, no network, no access or no card: nothing says the license
+            return {}
+    return _license_of(metadata_load(Path(card)) or {})
+
+
+def _hub_id_of_cache_folder(folder: Path) -> str | None:
+    """`.../models--owner--name/snapshots/<sha>` (a Hugging Face cache snapshot) -> "owner/name"."""
+    match = _CACHE_FOLDER.fullmatch(folder.parent.parent.name)
+    return f"{match['owner']}/{match['name']}" if match and folder.parent.name == "snapshots" else None
+
+
+def model_lineage(base_model: str | None) -> dict[str, Any]:
+    """Where a model trained from `base_model` comes from, for its manifest and card:
+    {"base_model": the Hub id of the nearest Hub model up the chain or None, "local_parents": absolute paths of
+    the local checkpoints between, nearest first, "license": {"license": ..., ...}}.
+
+    A local checkpoint of ours is followed through its manifest (the lineage it recorded, or for an older one
+    its `model_name_or_path`); a foreign folder through its card's `base_model` or its Hugging Face cache path.
+    The license is the nearest one a card or config states (a Hub base's card is read from the cache or, online,
+    downloaded); from scratch (no base, a preset) it is the project's, and "unknown" where nothing states one.
+    """
+    if not base_model or is_preset(base_model):
+        return {"base_model": None, "local_parents": [], "license": {"license": project_license()}}
+    parents: list[str] = []
+    current, hub_id, license_ = base_model, None, {}
+    while current and not hub_id:
+        if is_preset(current):  # an older manifest's stage trained from scratch, under the project's license
+            license_ = license_ or {"license": project_license()}
+            break
+        if is_hub_id(current):
+            hub_id, license_ = current, license_ or _hub_license(current)
+            break
+        folder = Path(current).resolve()
+        if not folder.is_dir() or str(folder) in parents:
+            break  # a folder an older manifest names that is gone or moved: the chain ends here
+        parents.append(str(folder))
+        manifest = read_manifest(folder)
+        if manifest is None:  # not written by a stage of ours: its own card says what it is
+            license_ = license_ or _folder_license(folder)
+            hub_id = _hub_id_of_cache_folder(folder)
+            card_base = _card_metadata(folder).get("base_model")
+            current = card_base if isinstance(card_base, str) else None
+        elif manifest.get("lineage") is not None:
+            recorded = manifest["lineage"]
+            hub_id = recorded.get("base_model")
+            parents += [p for p in recorded.get("local_parents", []) if p not in parents]
+            license_ = license_ or dict(recorded.get("license") or {})
+            break
+        else:  # an older manifest, without the lineage: follow the model it was trained from
+            current = ((manifest.get("resolved_config") or {}).get("model_args") or {}).get("model_name_or_path")
+    return {"base_model": hub_id, "local_parents": parents, "license": license_ or {"license": "unknown"}}
 
 
 def project_link() -> str:
@@ -108,16 +204,22 @@ def card_eval_results(card_path: str | Path) -> dict[str, dict[str, Any]]:
     return scores
 
 
-def _lineage(base_model: str | None) -> str:
+def _lineage(base_model: str | None, lineage: dict[str, Any]) -> list[str]:
     if not base_model:
-        return "- Base model: none (trained from scratch)"
+        return ["- Base model: none (trained from scratch)"]
     if is_hub_id(base_model):
-        return f"- Base model: [{base_model}](https://huggingface.co/{base_model})"
+        return [f"- Base model: [{base_model}](https://huggingface.co/{base_model})"]
     manifest = read_manifest(base_model) if Path(base_model).is_dir() else None
     if manifest:
-        return (f"- Base model: the local checkpoint `{base_model}`, from this pipeline's "
-                f"{STAGE_TITLES.get(manifest.get('stage'), manifest.get('stage'))} stage (not on the Hub)")
-    return f"- Base model: `{base_model}` (a preset or local folder, not on the Hub)"
+        lines = [f"- Base model: the local checkpoint `{base_model}`, from this pipeline's "
+                 f"{STAGE_TITLES.get(manifest.get('stage'), manifest.get('stage'))} stage (not on the Hub)"]
+    else:
+        lines = [f"- Base model: `{base_model}` (a preset or local folder, not on the Hub)"]
+    root, parents = lineage.get("base_model"), lineage.get("local_parents") or []
+    if root:
+        lines.append(f"- Descends from [{root}](https://huggingface.co/{root}) through {len(parents)} local "
+                     f"checkpoint{'s' if len(parents) != 1 else ''}")
+    return lines
 
 
 def _evaluation_section(evals: EvalResults) -> list[str]:
@@ -141,6 +243,8 @@ def _evaluation_section(evals: EvalResults) -> list[str]:
 def render_model_card(manifest: dict, *, base_model: str | None, hub_model_id: str | None,
                       mixture: str | None = None, eval_results: EvalResults | None = None) -> str:
     stage = manifest.get("stage", "unknown")
+    lineage = manifest.get("lineage") or model_lineage(base_model)
+    license_ = lineage.get("license") or {"license": "unknown"}
     versions = manifest.get("versions", {})
     evals = eval_results or {}
     inputs = manifest.get("inputs") or []
@@ -150,12 +254,13 @@ def render_model_card(manifest: dict, *, base_model: str | None, hub_model_id: s
         _, stderrs, extra = _split_scores(scores)
         if stderrs or extra:
             details[benchmark] = {**({"stderr": stderrs} if stderrs else {}), **extra}
+    adapter = bool(((manifest.get("resolved_config") or {}).get("model_args") or {}).get("use_peft"))
     data = ModelCardData(
-        library_name="transformers",
+        library_name="peft" if adapter else "transformers",
         pipeline_tag="text-generation",
-        license=project_license(),
+        **license_,
         tags=["phi4-recipes", "phi3", stage, "trl"],
-        base_model=base_model if is_hub_id(base_model) else None,
+        base_model=base_model if is_hub_id(base_model) else lineage.get("base_model"),
         datasets=hub_datasets or None,
         model_name=hub_model_id or f"phi4-recipes-{stage}",
         eval_results=eval_results_metadata(evals) or None,
@@ -166,11 +271,15 @@ def render_model_card(manifest: dict, *, base_model: str | None, hub_model_id: s
         f"# {hub_model_id or 'phi4-recipes checkpoint'}", "",
         f"Stage: **{STAGE_TITLES.get(stage, stage)}** of the Phi-4 recipe (arXiv 2412.08905), trained with "
         f"{project_link()} on TRL.", "",
-        _lineage(base_model),
+        *_lineage(base_model, lineage),
+        f"- License: {license_['license']}" + (" (no card or config up the lineage states one)"
+                                              if license_["license"] == "unknown" else ""),
         f"- Seed: {manifest.get('seed')}",
         f"- Recipe: `{manifest.get('recipe_path')}`",
         "",
-        "Loads with plain transformers (`AutoModelForCausalLM.from_pretrained`), no remote code.", "",
+        ("A PEFT (LoRA) adapter on the base model above: loads with peft's "
+         "`AutoPeftModelForCausalLM.from_pretrained`, no remote code." if adapter else
+         "Loads with plain transformers (`AutoModelForCausalLM.from_pretrained`), no remote code."), "",
     ]
     if inputs or mixture:
         lines += ["## Data", ""]

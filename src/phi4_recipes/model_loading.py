@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import types
 from pathlib import Path
 
 import torch
@@ -23,6 +24,7 @@ from transformers import (
 )
 
 from .model import PRESETS, Phi4Config, Phi4ForCausalLM
+from .model.modeling_phi4 import MAX_SHARD_SIZE
 from .tokenizer import (
     build_phi4_tokenizer,
     end_of_turn_ids,
@@ -124,6 +126,9 @@ def get_model(model_args, tokenizer, *, use_liger: bool = True, config_overrides
         if dtype not in (None, "auto"):
             model = model.to(dtype)
     else:
+        # A local folder loads by its absolute path, which the model keeps as `name_or_path`: a PEFT adapter
+        # records that as its base, and a relative one would not open from another working directory.
+        name = str(Path(name).resolve()) if Path(name).is_dir() else name
         # Phi-3/Phi-4 folders load into our class (Liger on CUDA); any other causal LM in its own layout.
         phi = is_phi_model(name, model_args.model_revision)
         config_class, model_class = (Phi4Config, Phi4ForCausalLM) if phi else (AutoConfig, AutoModelForCausalLM)
@@ -138,11 +143,25 @@ def get_model(model_args, tokenizer, *, use_liger: bool = True, config_overrides
                         model.config.vocab_size, len(tokenizer))
             model.resize_token_embeddings(len(tokenizer))
         apply_liger(model, use_liger)
+        save_in_shards(model)
     if len(tokenizer) > model.config.vocab_size:
         raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the model only {model.config.vocab_size}")
     configure_generation(model, tokenizer)
     if gradient_checkpointing:
         model.config.use_cache = False
+    return model
+
+
+def _save_pretrained_in_shards(self, save_directory, *args, max_shard_size: int | str = MAX_SHARD_SIZE, **kwargs):
+    return type(self).save_pretrained(self, save_directory, *args, max_shard_size=max_shard_size, **kwargs)
+
+
+def save_in_shards(model: PreTrainedModel) -> PreTrainedModel:
+    """Give a non-Phi model Phi4ForCausalLM's save default, MAX_SHARD_SIZE shards (transformers' is one 50 GB file),
+    for every later save of this instance: the Trainer's checkpoints and final save (which call
+    `model.save_pretrained` after gathering DeepSpeed/FSDP weights, with no shard option) and push_to_hub.
+    Bound to the instance, so a deepcopy (DPO's reference model) saves itself."""
+    model.save_pretrained = types.MethodType(_save_pretrained_in_shards, model)
     return model
 
 
@@ -179,9 +198,10 @@ def apply_liger(model, use_liger: bool) -> bool:
     return use
 
 
-def load_training_model(model_args, tokenizer, script_args, training_args) -> PreTrainedModel:
-    """`get_model` with a training recipe's loading options (Liger, config overrides, checkpointing)."""
-    return get_model(model_args, tokenizer, use_liger=script_args.use_liger,
+def load_training_model(model_args, tokenizer, script_args, training_args, *, use_liger: bool) -> PreTrainedModel:
+    """`get_model` with a training recipe's loading options (Liger, as `training.start_run` planned it; config
+    overrides; checkpointing)."""
+    return get_model(model_args, tokenizer, use_liger=use_liger,
                      config_overrides=script_args.model_config_overrides,
                      gradient_checkpointing=training_args.gradient_checkpointing)
 

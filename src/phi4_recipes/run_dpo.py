@@ -30,7 +30,7 @@ class TokenExactDPOTrainer(DPOTrainer):
 
 
 def main(script_args, training_args, model_args):
-    resume, push = start_run(script_args, training_args, model_args)
+    plan = start_run(script_args, training_args, model_args)
 
     raw, inputs = load_training_data(script_args)
     name = script_args.dataset_name or inputs[0]["source"]
@@ -42,7 +42,7 @@ def main(script_args, training_args, model_args):
     if pairs.kept == 0:
         raise ValueError(f"dataset {name}: no pair fits max_length={training_args.max_length}")
 
-    model = load_training_model(model_args, tokenizer, script_args, training_args)
+    model = load_training_model(model_args, tokenizer, script_args, training_args, use_liger=plan.use_liger)
     check_lora_targets(model, model_args)
     # The reference is the same starting checkpoint, frozen; not needed with PEFT (adapters off) or when its
     # log-probs are precomputed (the 14B recipes, to save memory under ZeRO-3).
@@ -50,7 +50,7 @@ def main(script_args, training_args, model_args):
     if not (model_args.use_peft or training_args.precompute_ref_log_probs):
         if is_preset(model_args.model_name_or_path):
             raise ValueError("DPO starts from a trained checkpoint (e.g. the SFT output folder), not a preset")
-        ref_model = load_training_model(model_args, tokenizer, script_args, training_args)
+        ref_model = load_training_model(model_args, tokenizer, script_args, training_args, use_liger=plan.use_liger)
 
     trainer = TokenExactDPOTrainer(
         model=model,
@@ -60,9 +60,9 @@ def main(script_args, training_args, model_args):
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
     )
-    train_result = trainer.train(resume_from_checkpoint=resume)
+    train_result = trainer.train(resume_from_checkpoint=plan.resume_from_checkpoint)
     finish(trainer, script_args=script_args, training_args=training_args, model_args=model_args,
-           train_result=train_result, inputs=inputs, push=push,
+           train_result=train_result, inputs=inputs, plan=plan,
            extra={"pairs": {"kept": pairs.kept, "dropped_too_long": pairs.dropped_too_long,
                             "exact_ids": pairs.exact_ids}})
 

@@ -6,8 +6,9 @@
 Every benchmark runs with the few-shot count and generation settings fixed in the benchmark registry
 (eval/benchmarks.yaml), the model's chat template and the recipe's system prompt, and fixed seeds. The run
 writes `<output_dir>/<run_name>.json` (scores, stderr, settings, versions, git commit) and the per-sample
-outputs beside it; for a checkpoint of ours the scores also go into its model card. `eval/leaderboard.py`
-turns several result files into a comparison table.
+outputs beside it; for a checkpoint of ours the scores also go into its model card (README.md in the
+checkpoint folder), wherever `output_dir` is. `eval/leaderboard.py` turns several result files into a
+comparison table.
 """
 
 from __future__ import annotations
@@ -25,25 +26,31 @@ from phi4_recipes.evaluation.lm_eval_runner import (
     export_judge_settings,
 )
 from phi4_recipes.evaluation.registry import REGISTRY_FILE, load_registry, select_benchmarks
-from phi4_recipes.evaluation.results import card_scores, write_results
-from phi4_recipes.hub import refresh_model_card
+from phi4_recipes.evaluation.results import card_scores, default_output_dir, read_results, write_results
+from phi4_recipes.hub import card_eval_results, refresh_model_card
 from phi4_recipes.io import get_logger, setup_logging
+from phi4_recipes.recipe_checks import require_output_dir
 
 logger = get_logger(__name__)
 
 
 def update_model_card(results_path: Path, model_name_or_path: str) -> Path | None:
-    """Every score beside a checkpoint of ours (one with a manifest) into its card; None for other models."""
+    """This run's scores into the card of a checkpoint of ours (one with a manifest), wherever the results were
+    written (`make tiny` writes them to `<run>/eval_<stage>/`); the card keeps the scores of benchmarks this
+    run did not score. None for other models."""
     checkpoint = Path(model_name_or_path)
-    if not (checkpoint / "manifest.json").is_file() or results_path.parent != checkpoint / "eval":
+    if not (checkpoint / "manifest.json").is_file():
         return None
-    return refresh_model_card(checkpoint, eval_results=card_scores(results_path.parent))
+    scores = {**card_eval_results(checkpoint / "README.md"), **card_scores(read_results(results_path))}
+    return refresh_model_card(checkpoint, eval_results=scores)
 
 
 def main(args: EvalArguments) -> Path:
     set_seed(args.seed)
     setup_logging()
     logger.info("Evaluating %s on %s", args.model_name_or_path, ", ".join(args.benchmarks))
+    # The default output_dir (beside the checkpoint) is known only now; one the recipe gave was checked with it.
+    require_output_dir(str(default_output_dir(args)), "output_dir", args.recipe_path)
 
     # Benchmarks and their fixed settings, and the judge for LLM-graded ones: fail before loading a model.
     registry = load_registry(args.registry or REGISTRY_FILE)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -32,7 +31,9 @@ from rich.table import Table
 
 from phi4_recipes.configs import parse_recipe
 from phi4_recipes.configs.pipeline import PipelineArguments
+from phi4_recipes.evaluation.paired import paired_report
 from phi4_recipes.io import sha256_files
+from phi4_recipes.recipe_checks import require_output_dir
 
 REPO = Path(__file__).resolve().parents[2]
 MARKER = "pipeline.json"
@@ -161,80 +162,10 @@ def run_stage(stage: dict, args: dict, argv: list[str], folder: Path, log_path: 
     return time.monotonic() - start
 
 
-# -- paired differences ------------------------------------------------------------------------------------
-
-def item_scores(eval_dir: Path, benchmark: str) -> dict[str, float]:
-    """doc id -> score (0/1) of one benchmark from run_eval's samples file."""
-    path = eval_dir / "eval_samples" / f"{benchmark}.jsonl"
-    scores = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        metric = next(k for k in ("accuracy", "prompt_level_strict_acc", "exact_match") if k in row)
-        scores[str(row["doc_id"])] = float(row[metric])
-    return scores
-
-
-def paired_difference(a: dict[str, list[float]], b: dict[str, list[float]]) -> dict:
-    """Mean of b - a over the items both scored (each item's scores averaged over seeds first), its stderr
-    over items, and the per-seed differences (their spread shows what varies between seeds)."""
-    items = sorted(set(a) & set(b))
-    per_item = [sum(b[i]) / len(b[i]) - sum(a[i]) / len(a[i]) for i in items]
-    n = len(per_item)
-    mean = sum(per_item) / n
-    stderr = math.sqrt(sum((d - mean) ** 2 for d in per_item) / (n - 1) / n) if n > 1 else float("nan")
-    seeds = min(len(a[i]) for i in items)
-    per_seed = [sum(b[i][s] - a[i][s] for i in items) / n for s in range(seeds)]
-    return {"items": n, "seeds": seeds, "mean": mean, "stderr": stderr, "per_seed": per_seed}
-
-
-def verdict(diff: dict) -> str:
-    """Short form for a table cell: significantly better / worse (beyond 2 stderr), or not significant."""
-    mean, se = diff["mean"], diff["stderr"]
-    if se > 0 and abs(mean) >= 2 * se or se == 0 and mean != 0:
-        return "significantly better" if mean > 0 else "significantly worse"
-    return "not significant"
-
-
-def significance_words(first: str, second: str, benchmark: str, diff: dict) -> str:
-    """One sentence: is `second` better or worse than `first`, beyond two standard errors?"""
-    mean, se = 100 * diff["mean"], 100 * diff["stderr"]
-    z = mean / se if se > 0 else (math.inf if mean else 0.0)
-    where = f"on {benchmark} ({diff['items']} items, {diff['seeds']} seed{'s' if diff['seeds'] > 1 else ''})"
-    if abs(z) >= 2:
-        verdict = "significantly better than" if mean > 0 else "significantly worse than"
-    else:
-        verdict = "not significantly different from"
-    return f"{second} is {verdict} {first} {where}: {mean:+.1f} ± {se:.1f} points (|z| = {abs(z):.1f})."
-
-
-def paired_report(eval_dirs: list[dict[str, Path]], labels: list[str], stages: list[str], benchmarks: list[str],
-                  compare: list[list[str]]) -> tuple[str, list[dict]]:
-    """Markdown of each comparison (stage pairs by label) over one or more seeds' eval folders."""
-    lines, records = ["", "### Paired differences (same held-out items; significant = beyond 2 stderr)", ""], []
-    lines += ["| benchmark | comparison | difference (points) | stderr | verdict |", "|---|---|---|---|---|"]
-    words = []
-    label_of = dict(zip(stages, labels))
-    for benchmark in benchmarks:
-        for first, second in compare:
-            scores = {}
-            for stage in (first, second):
-                merged: dict[str, list[float]] = {}
-                for dirs in eval_dirs:
-                    for item, score in item_scores(dirs[stage], benchmark).items():
-                        merged.setdefault(item, []).append(score)
-                scores[stage] = merged
-            diff = paired_difference(scores[first], scores[second])
-            sentence = significance_words(label_of[first], label_of[second], benchmark, diff)
-            lines.append(f"| {benchmark} | {label_of[second]} - {label_of[first]} | {100 * diff['mean']:+.1f} | "
-                         f"{100 * diff['stderr']:.1f} | {verdict(diff)} |")
-            words.append(sentence)
-            records.append({"benchmark": benchmark, "first": first, "second": second, **diff})
-    return "\n".join(lines + [""] + [f"- {w}" for w in words]) + "\n", records
-
-
 # -- the run -----------------------------------------------------------------------------------------------
 
 def main(args: PipelineArguments) -> Path:
+    require_output_dir(args.run_dir, "run_dir", args.recipe_path)
     run = Path(args.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     env = stage_env(args.threads)

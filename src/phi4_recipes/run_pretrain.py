@@ -22,7 +22,7 @@ logger = get_logger(__name__)
 
 
 def main(script_args, training_args, model_args):
-    resume, push = start_run(script_args, training_args, model_args)
+    run = start_run(script_args, training_args, model_args)
     if not script_args.dataset_mixture or not script_args.mixture_phase:
         raise ValueError("pretraining needs dataset_mixture (a mixture YAML) and mixture_phase")
 
@@ -38,16 +38,16 @@ def main(script_args, training_args, model_args):
     dataset = first_rows(builder.build(script_args.mixture_phase).select_columns(["text"]),
                          script_args.dataset_max_rows)
 
-    model = load_training_model(model_args, tokenizer, script_args, training_args)
+    model = load_training_model(model_args, tokenizer, script_args, training_args, use_liger=run.use_liger)
     if training_args.max_length and training_args.max_length > model.config.max_position_embeddings:
         raise ValueError(f"max_length {training_args.max_length} exceeds the model's "
                          f"max_position_embeddings {model.config.max_position_embeddings}")
 
     # Pretraining trains every weight (no PEFT), on packed text: TRL's SFTTrainer with plain-text rows.
     trainer = SFTTrainer(model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer)
-    train_result = trainer.train(resume_from_checkpoint=resume)
+    train_result = trainer.train(resume_from_checkpoint=run.resume_from_checkpoint)
     finish(trainer, script_args=script_args, training_args=training_args, model_args=model_args,
-           train_result=train_result, inputs=builder.fingerprints, push=push,
+           train_result=train_result, inputs=builder.fingerprints, plan=run,
            extra={"mixture_plan": [vars(s) for s in plan.sources], "mixture_phase": plan.phase},
            mixture_table=plan.table())
 

@@ -28,7 +28,7 @@ from phi4_recipes.model_loading import get_tokenizer
 from phi4_recipes.pts.config import require_logprobs_of_sampling
 from phi4_recipes.pts.runner.export import export_pairs
 from phi4_recipes.pts.runner.plot import plot_records
-from phi4_recipes.pts.runner.question_search import search_question, stop_token_ids
+from phi4_recipes.pts.runner.question_search import QUESTION_SEEDS, search_question, stop_token_ids
 from phi4_recipes.pts.runner.questions import Question, ResponseOracle, query_ids, read_questions
 from phi4_recipes.pts.runner.shards import (
     check_same_settings,
@@ -79,7 +79,7 @@ def main(args: PTSScriptArguments) -> dict:
 
     # Model: any generation backend; the search only needs samples and token log-probs.
     tokenizer, generator, sampler, stop_ids = open_sampler(args)
-    search_config = args.pts_config(args.seed)  # each question replaces the seed with its own
+    search = args.search_settings()  # each question's seed derives from args.seed and its id
     settings = args.result_settings()
 
     with writer, generator:
@@ -87,7 +87,7 @@ def main(args: PTSScriptArguments) -> dict:
         for question in progress:
             oracle = ResponseOracle(tokenizer, question, args.oracle_options)
             query = query_ids(tokenizer, question, args.system_prompt)
-            record = search_question(question.id, query, sampler, oracle, config=search_config, run_seed=args.seed,
+            record = search_question(question.id, query, sampler, oracle, search=search, run_seed=args.seed,
                                      responses_per_question=args.responses_per_question,
                                      search_all_responses=args.search_all_responses, stop_ids=stop_ids,
                                      model=args.model_name_or_path,
@@ -105,8 +105,8 @@ def main(args: PTSScriptArguments) -> dict:
     logger.info("PTS summary: %s", summary)
     manifest_dir = output_dir if args.num_shards == 1 else output_dir / "manifests" / writer.path.stem
     write_manifest(manifest_dir, stage="pts", recipe_path=args.recipe_path,
-                   configs={"script_args": args, "pts_config": args.pts_config(args.seed)}, seed=args.seed,
-                   inputs=[fingerprint(args.dataset_name, dataset)], extra={"summary": summary})
+                   configs={"script_args": args}, seed=args.seed, inputs=[fingerprint(args.dataset_name, dataset)],
+                   extra={"question_seeds": QUESTION_SEEDS, "summary": summary})
     return summary
 
 

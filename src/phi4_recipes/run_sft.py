@@ -26,7 +26,7 @@ logger = get_logger(__name__)
 
 
 def main(script_args, training_args, model_args):
-    resume, push = start_run(script_args, training_args, model_args)
+    plan = start_run(script_args, training_args, model_args)
 
     dataset, inputs = load_training_data(script_args)
     name = script_args.dataset_name or inputs[0]["source"]
@@ -41,7 +41,7 @@ def main(script_args, training_args, model_args):
         end_of_turn = tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer))
         dataset = tokenize_with_assistant_masks(dataset, tokenizer, end_of_turn, name)
         training_args.assistant_only_loss = False  # the masks travel as `assistant_masks`; TRL builds labels
-    model = load_training_model(model_args, tokenizer, script_args, training_args)
+    model = load_training_model(model_args, tokenizer, script_args, training_args, use_liger=plan.use_liger)
     check_lora_targets(model, model_args)
 
     trainer = SFTTrainer(
@@ -51,9 +51,9 @@ def main(script_args, training_args, model_args):
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
     )
-    train_result = trainer.train(resume_from_checkpoint=resume)
+    train_result = trainer.train(resume_from_checkpoint=plan.resume_from_checkpoint)
     finish(trainer, script_args=script_args, training_args=training_args, model_args=model_args,
-           train_result=train_result, inputs=inputs, push=push)
+           train_result=train_result, inputs=inputs, plan=plan)
 
 
 if __name__ == "__main__":

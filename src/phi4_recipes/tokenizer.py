@@ -56,6 +56,9 @@ TINY_SPECIAL_TOKENS = [*PHI4_SPECIAL_TOKENS, PAD_TOKEN]
 # release knows; "PreTrainedTokenizerFast" loads tokenizer.json as it is in 4.x and maps to the same class in 5.x.
 PORTABLE_TOKENIZER_CLASS = "PreTrainedTokenizerFast"
 MODEL_INPUT_NAMES = ["input_ids", "attention_mask"]
+# Keys transformers 5 writes back from how it loaded a tokenizer (machine state, not tokenizer settings); 4.x
+# would pass them on as unknown init kwargs.
+LOADING_KEYS = ("is_local", "local_files_only", "backend")
 
 
 def load_chat_template() -> str:
@@ -71,9 +74,12 @@ def load_training_chat_template() -> str:
 
 def make_tokenizer_config_portable(folder: str | Path) -> None:
     """Rewrite a saved `tokenizer_config.json` so transformers 4.x loads it too: a class name 4.x knows,
-    `model_input_names`, and the chat template inline (where 4.x and GGUF converters look for it)."""
+    `model_input_names`, the chat template inline (where 4.x and GGUF converters look for it), and none of
+    the `LOADING_KEYS`."""
     path = Path(folder) / "tokenizer_config.json"
     config = json.loads(path.read_text(encoding="utf-8"))
+    for key in LOADING_KEYS:
+        config.pop(key, None)
     config["tokenizer_class"] = PORTABLE_TOKENIZER_CLASS
     config["model_input_names"] = MODEL_INPUT_NAMES
     template_file = Path(folder) / "chat_template.jinja"

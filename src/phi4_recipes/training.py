@@ -4,7 +4,9 @@ run_*.py reads top to bottom like a recipe."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import datasets
 import torch
@@ -15,10 +17,10 @@ from trl import DPOConfig
 
 from . import io
 from .data.sources import check_jsonl_rows, fingerprint, first_rows, load_train_split
-from .hub import HubPushError, push_checkpoint, write_model_card
-from .io import require_local_input
+from .hub import HubPushError, model_lineage, push_checkpoint, write_model_card
 from .manifest import read_manifest, write_manifest
 from .model_loading import configure_generation
+from .recipe_checks import require_local_input
 from .tokenizer import (
     end_of_turn_token,
     load_chat_template,
@@ -86,15 +88,13 @@ def load_training_data(script_args) -> tuple[datasets.Dataset, list[dict]]:
     return dataset, inputs
 
 
-def take_over_liger(training_args, script_args=None) -> bool:
-    """`use_liger_kernel` (transformers' key, so `trl sft|dpo` reads the same recipe and patches its own Phi-3)
-    turns on Phi4ForCausalLM's Liger kernels; the Trainer's patch stays off, as it would replace our forward."""
+def liger_requested(training_args, script_args=None) -> bool:
+    """Whether the recipe asks for Liger kernels: `use_liger_kernel` (transformers' key, so `trl sft|dpo` reads
+    the same recipe), or the deprecated `use_liger` where a recipe still sets it."""
     deprecated = getattr(script_args, "use_liger", None)
     if deprecated is not None:
         logger.warning("`use_liger` is deprecated: use `use_liger_kernel` (the same kernels, TRL's key)")
-    use = bool(training_args.use_liger_kernel if deprecated is None else deprecated)
-    training_args.use_liger_kernel = False
-    return use
+    return bool(training_args.use_liger_kernel if deprecated is None else deprecated)
 
 
 def use_training_chat_template(tokenizer, training_args) -> None:
@@ -185,32 +185,53 @@ def resolve_resume(training_args, overwrite_output_dir: bool = False) -> str | N
     return value
 
 
-def start_run(script_args, training_args, model_args) -> tuple[str | None, bool]:
-    """What every training stage does first: seed, logging, inputs checked, resume resolved, Hub push deferred.
+@dataclass(frozen=True)
+class RunPlan:
+    """A training run as the recipe asked for it, and how this script carries it out.
 
-    Returns:
-        tuple[str | None, bool]: the checkpoint to resume from (or None) and whether to push at the end.
+    Two options are carried out by us, not by the Trainer, which is handed them switched off:
+    `use_liger_kernel` turns on Phi4ForCausalLM's own kernels (the Trainer's patch would replace our forward),
+    and `push_to_hub` pushes in `finish`, after the local save (the Trainer would create the Hub repo at
+    start-up, and fail offline before training). The manifest records `requested`, not the Trainer's copy.
+
+    Args:
+        requested: the training arguments as the recipe and command line gave them (`TrainingArguments.to_dict`).
+        resume_from_checkpoint: the checkpoint to continue from, or None.
+        use_liger: load the model with its Liger kernels (they run on CUDA only).
+        push_to_hub: push the saved checkpoint to `hub_model_id` at the end.
     """
+
+    requested: dict[str, Any]
+    resume_from_checkpoint: str | None
+    use_liger: bool
+    push_to_hub: bool
+
+    def carried_out(self) -> dict[str, Any]:
+        """For the manifest: what the Trainer was handed instead, and by whom each option is carried out."""
+        return {"trainer_args_changed": {"use_liger_kernel": False, "push_to_hub": False},
+                "liger": "Phi4ForCausalLM's own kernels (CUDA only)" if self.use_liger else "off",
+                "push_to_hub": "after the local save, by the script" if self.push_to_hub else "off",
+                "resume_from_checkpoint": self.resume_from_checkpoint}
+
+
+def start_run(script_args, training_args, model_args) -> RunPlan:
+    """What every training stage does first: stage named, seed, logging, inputs checked, resume resolved, and
+    the options we carry out ourselves taken from the Trainer (see RunPlan)."""
     # TRL-runnable recipes leave the stage out: the script implies it (DPO's round is read off its pairs).
     if not isinstance(training_args, DPOConfig):
         script_args.resolve_stage(script_args.mixture_phase or "sft")
-    script_args.use_liger = take_over_liger(training_args, script_args)
+    requested = training_args.to_dict()
+    use_liger, push = liger_requested(training_args, script_args), bool(training_args.push_to_hub)
+    training_args.use_liger_kernel = False
+    training_args.push_to_hub = False
     set_seed(training_args.seed)
     setup_logging(training_args)
     require_inputs(script_args, model_args)
     resume = resolve_resume(training_args, script_args.overwrite_output_dir)
-    return resume, take_over_hub_push(training_args)
+    return RunPlan(requested=requested, resume_from_checkpoint=resume, use_liger=use_liger, push_to_hub=push)
 
 
-def take_over_hub_push(training_args) -> bool:
-    """The Trainer would create the Hub repo at start-up (and fail offline before training); we push at the
-    end instead, after the local save."""
-    push = bool(training_args.push_to_hub)
-    training_args.push_to_hub = False
-    return push
-
-
-def finish(trainer, *, script_args, training_args, model_args, train_result, inputs: list[dict], push: bool,
+def finish(trainer, *, script_args, training_args, model_args, train_result, inputs: list[dict], plan: RunPlan,
            extra: dict | None = None, mixture_table: str | None = None) -> None:
     """Save the final model and tokenizer, then manifest and model card, then (optionally) push."""
     output_dir = training_args.output_dir
@@ -236,17 +257,18 @@ def finish(trainer, *, script_args, training_args, model_args, train_result, inp
         output_dir,
         stage=script_args.stage,
         recipe_path=getattr(script_args, "recipe_path", None),
-        configs={"script_args": script_args, "training_args": training_args.to_dict(), "model_args": model_args},
+        configs={"script_args": script_args, "training_args": plan.requested, "model_args": model_args},
         seed=training_args.seed,
         inputs=inputs,
-        extra={"train_metrics": metrics, "log_history": trainer.state.log_history,
+        extra={"run_plan": plan.carried_out(), "lineage": model_lineage(model_args.model_name_or_path),
+               "train_metrics": metrics, "log_history": trainer.state.log_history,
                "world_size": trainer.accelerator.num_processes, **(extra or {})},
     )
     manifest = read_manifest(output_dir)
     write_model_card(output_dir, manifest, base_model=model_args.model_name_or_path,
                      hub_model_id=training_args.hub_model_id, mixture=mixture_table)
     logger.info("saved %s checkpoint to %s", script_args.stage, output_dir)
-    if push:
+    if plan.push_to_hub:
         if not training_args.hub_model_id:
             raise HubPushError(f"push_to_hub is set but hub_model_id is not; the local checkpoint is kept at {output_dir}")
         url = push_checkpoint(output_dir, training_args.hub_model_id, token=training_args.hub_token,

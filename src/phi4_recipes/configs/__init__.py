@@ -30,7 +30,15 @@ import yaml
 from trl import DatasetMixtureConfig, DPOConfig, ModelConfig, SFTConfig, TrlParser
 from trl import ScriptArguments as TrlScriptArguments
 
-from phi4_recipes.io import RecipeError, check_keys, closest_hint, field_types, type_name, value_matches
+from phi4_recipes.recipe_checks import (
+    RecipeError,
+    check_keys,
+    closest_hint,
+    field_types,
+    require_output_dir,
+    type_name,
+    value_matches,
+)
 
 # -- Options of the training scripts, beside TRL's own SFTConfig / DPOConfig / ModelConfig ---------------
 
@@ -92,6 +100,8 @@ class ScriptArguments(TrlScriptArguments, DatasetMixtureConfig):
 
 
 # -- The recipe parser -----------------------------------------------------------------------------------
+
+USAGE = "%(prog)s recipe.yaml [--key value ...]\n       %(prog)s --config recipe.yaml [--key value ...]"
 
 # TrlParser reads this top-level key itself (environment variables to set before the run).
 _PARSER_KEYS = {"env"}
@@ -173,6 +183,8 @@ def parse_recipe(*dataclass_types: type, argv: list[str] | None = None) -> tuple
         else "command line"
     parser = TrlParser(dataclass_types)
     parser.allow_abbrev = False
+    # argparse's own usage line lists every option and neither form of the recipe, which it does not parse itself.
+    parser.usage = USAGE
     try:
         parsed = parser.parse_args_and_config(args=argv)
     except RecipeError as err:
@@ -188,6 +200,8 @@ def parse_recipe(*dataclass_types: type, argv: list[str] | None = None) -> tuple
         # A dataset named on the command line replaces the recipe's TRL `datasets:` mixture (overrides win).
         if "dataset_name" in cli_keys and "datasets" not in cli_keys and getattr(instance, "datasets", None):
             instance.datasets = []
+        # Before any work: a stage that cannot write its output would otherwise find out at its first save.
+        require_output_dir(getattr(instance, "output_dir", None), "output_dir", where)
     return tuple(parsed)
 
 

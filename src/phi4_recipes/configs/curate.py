@@ -10,7 +10,7 @@ from typing import Any, Literal
 from phi4_recipes.curate.corruption import CorruptionThresholds
 from phi4_recipes.curate.dedup import MinHashParams
 from phi4_recipes.curate.long_docs import EXTRA_LONG_TOKENS, LONG_CONTEXT_TOKENS
-from phi4_recipes.io import RecipeError, check_keys
+from phi4_recipes.recipe_checks import RecipeError, check_keys
 
 
 def _help(text: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-from phi4_recipes.io import RecipeError
+from phi4_recipes.recipe_checks import RecipeError
 
 EvalBackend = Literal["hf", "vllm"]
 EVAL_BACKENDS: tuple[str, ...] = get_args(EvalBackend)

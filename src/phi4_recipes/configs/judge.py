@@ -10,9 +10,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from phi4_recipes.io import RecipeError
 from phi4_recipes.judge.pairing import PAIRING_STRATEGIES
 from phi4_recipes.judge.responders import ResponderSpec, parse_responders
+from phi4_recipes.recipe_checks import RecipeError
 from phi4_recipes.verify import ORACLE_KINDS
 
 from .producers import DatasetRowsArguments, ShardArguments

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from phi4_recipes.io import RecipeError
+from phi4_recipes.recipe_checks import RecipeError
 
 STAGE_KEYS = {"name", "script", "recipe", "args", "argv", "needs", "files", "server", "templates"}
 SERVER_KEYS = {"module", "file_flag", "url"}

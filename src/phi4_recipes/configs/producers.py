@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phi4_recipes.generation import BACKENDS
-from phi4_recipes.io import RecipeError
+from phi4_recipes.recipe_checks import RecipeError
 
 
 @dataclass

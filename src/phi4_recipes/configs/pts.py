@@ -3,8 +3,8 @@
     python src/phi4_recipes/run_pts.py recipes/tiny/pts.yaml --max_questions 4
     python src/phi4_recipes/run_pts.py --config recipes/pts.yaml --num_shards 8 --shard_index 3
 
-The search knobs are :class:`~phi4_recipes.pts.PTSConfig`'s own fields, inherited, so a recipe reads flat
-and each knob is declared (and documented) once.
+The search knobs are :class:`~phi4_recipes.pts.SearchSettings`' own fields, inherited, and the model and
+shard options those of ``producers``, so a recipe reads flat and each option is declared (and documented) once.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from phi4_recipes.io import RecipeError
-from phi4_recipes.pts import PTSConfig
+from phi4_recipes.pts import SearchSettings
+from phi4_recipes.recipe_checks import RecipeError
 from phi4_recipes.verify import ORACLE_KINDS
 
 from .producers import DatasetRowsArguments, GeneratorArguments, ShardArguments
@@ -22,18 +22,17 @@ REQUIRED_KEYS = ("model_name_or_path", "dataset_name", "output_dir")
 
 
 @dataclass
-class PTSScriptArguments(PTSConfig, GeneratorArguments, DatasetRowsArguments, ShardArguments):
-    """One PTS run. The search knobs come from :class:`PTSConfig`, except ``seed``, which here seeds the run.
+class PTSScriptArguments(SearchSettings, GeneratorArguments, DatasetRowsArguments, ShardArguments):
+    """One PTS run: the search knobs of :class:`SearchSettings`, and the run's own options below.
 
-    Each question is searched with :meth:`pts_config` of its own seed (derived from the run's ``seed`` and
-    the question id), so pass that, not this object, to the search.
+    Each question is searched with the run's :meth:`search_settings` and a seed of its own, derived from the
+    run's ``seed`` and the question id (``pts.runner.question_search.question_seed``).
     """
 
-    # PTSConfig's seed is one search's; a run's seed is the root every question's search seed derives from.
-    seed: int = field(default=42, metadata={"help": "Seeds every sample and search (per question id)."})
+    seed: int = field(default=42, metadata={"help": "The run's seed: each question's samples and search are "
+                                                    "seeded from it and the question id."})
 
-    # Model and sampling backend.
-    max_new_tokens: int = field(default=512, metadata={"help": "Cap on each response and each rollout."})
+    # Sampling (the model and max_new_tokens, the cap on each response and rollout, are GeneratorArguments').
     temperature: float = field(
         default=1.0, metadata={"help": "Keep 1.0: the search's token log-probs are at temperature 1."})
     top_p: float = field(default=1.0, metadata={"help": "Keep 1.0, for the same reason as temperature."})
@@ -61,7 +60,6 @@ class PTSScriptArguments(PTSConfig, GeneratorArguments, DatasetRowsArguments, Sh
     # Output and work split.
     plot_max: int = field(default=8, metadata={"help": "Plots of p along a searched response; 0 for none."})
 
-
     def __post_init__(self) -> None:
         source = self.check_producer_keys(REQUIRED_KEYS)
         if self.oracle not in ORACLE_KINDS:
@@ -83,10 +81,5 @@ class PTSScriptArguments(PTSConfig, GeneratorArguments, DatasetRowsArguments, Sh
         names = ("model_name_or_path", "tokenizer_name_or_path", "system_prompt", "max_new_tokens", "temperature",
                  "top_p", "question_field", "answer_field", "oracle", "oracle_field", "oracle_options",
                  "responses_per_question", "search_all_responses", "seed")
-        knobs = {f.name for f in fields(PTSConfig) if f.name != "seed"}
+        knobs = {f.name for f in fields(SearchSettings)}
         return {name: getattr(self, name) for name in (*names, *sorted(knobs))}
-
-    def pts_config(self, seed: int) -> PTSConfig:
-        """The search settings of this run, with one question's search seed."""
-        knobs = {f.name: getattr(self, f.name) for f in fields(PTSConfig) if f.name != "seed"}
-        return PTSConfig(seed=seed, **knobs)

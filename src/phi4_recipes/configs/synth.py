@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from phi4_recipes.data.near_dedup import MinHashParams
-from phi4_recipes.io import RecipeError, from_mapping
+from phi4_recipes.recipe_checks import RecipeError, from_mapping
 
 from .producers import DatasetRowsArguments, GeneratorArguments, ShardArguments
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 from datasets import Dataset, concatenate_datasets
 
-from phi4_recipes.io import RecipeError, from_mapping
+from phi4_recipes.recipe_checks import RecipeError, from_mapping, require_local_input
 
 from .sources import fingerprint, load_source, require_columns
 
@@ -54,6 +54,7 @@ class MixturePhase:
     name: str
     token_budget: int
     sources: list[MixtureSource] = field(default_factory=list)
+    file: str | None = None  # the mixture YAML, so a missing source names it and the recipe that writes it
 
 
 @dataclass
@@ -113,7 +114,7 @@ def load_mixture(path: str | Path) -> dict[str, MixturePhase]:
         total = sum(s.weight for s in sources)
         if not math.isclose(total, 1.0, abs_tol=1e-6):
             raise MixtureError(f"{where}: source weights sum to {total:g}, not 1")
-        phases[name] = MixturePhase(name, int(body["token_budget"]), sources)
+        phases[name] = MixturePhase(name, int(body["token_budget"]), sources, str(path))
     for phase in phases.values():
         for s in phase.sources:
             if s.from_phase is not None and s.from_phase not in phases:
@@ -147,6 +148,8 @@ class MixtureBuilder:
             dataset = self.build(source.from_phase).select_columns(["text"])
             tokens = self._count_tokens(dataset, "text")
         else:
+            index = self.phases[phase].sources.index(source)
+            require_local_input(source.path, f"phases.{phase}.sources[{index}].path", self.phases[phase].file)
             dataset = load_source(source.path, split=source.split, config=source.config)
             require_columns(dataset, [source.text_field], f"{source.path} (mixture source '{source.name}')")
             self.fingerprints.append(fingerprint(source.path, dataset))

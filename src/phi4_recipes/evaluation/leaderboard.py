@@ -1,5 +1,6 @@
 """Compare evaluation results of several checkpoints: a Markdown table and an HTML page with one bar chart
-per benchmark (error bars = stderr), with the Phi-4 report's published numbers as reference rows.
+per benchmark (error bars = stderr), with the Phi-4 report's published numbers as reference rows, and the
+paired differences between checkpoints on the same items with their verdicts (evaluation/paired.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from phi4_recipes.evaluation.paired import item_scores, paired_difference, significance_words, verdict
 from phi4_recipes.evaluation.results import SCHEMA, read_results
 from phi4_recipes.io import resource_path
 
@@ -28,6 +30,19 @@ class Row:
     reference: bool = False
     run: dict[str, str] = field(default_factory=dict)  # checkpoint, date, limit
     metrics: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # benchmark -> (metric, samples)
+    path: Path | None = None  # the result file (its per-sample scores sit beside it)
+
+
+@dataclass
+class Comparison:
+    """`second` - `first` on one benchmark, per item: the numbers of paired_difference and their verdict."""
+
+    benchmark: str
+    first: str
+    second: str
+    diff: dict
+    verdict: str
+    sentence: str
 
 
 def load_reference(path: str | Path = REFERENCE_FILE) -> list[Row]:
@@ -78,7 +93,7 @@ def result_row(path: str | Path, label: str | None = None) -> tuple[Row, dict[st
     run = {"checkpoint": str((record.get("model") or {}).get("name_or_path", "")),
            "date": str(record.get("created", ""))[:10], "limit": "none (full sets)" if limit is None else str(limit)}
     return Row(label=label or _default_label(record, Path(path)), scores=scores, stderrs=stderrs, run=run,
-               metrics=metrics), titles
+               metrics=metrics, path=Path(path)), titles
 
 
 def benchmark_order(rows: list[Row], titles: dict[str, str]) -> list[str]:
@@ -110,6 +125,50 @@ def run_details(rows: list[Row], titles: dict[str, str]) -> tuple[list[list[str]
     return runs, benchmarks
 
 
+def _samples_file(row: Row, benchmark: str) -> Path:
+    return row.path.with_name(f"{row.path.stem}_samples") / f"{benchmark}.jsonl"
+
+
+def compare_rows(rows: list[Row], pairs: list[tuple[str, str]] | None = None) -> tuple[list[Comparison], list[str]]:
+    """Paired differences for each (first, second) pair of row labels (default: each checkpoint against the one
+    before it, the order of the stages), on every benchmark both scored with per-sample files. Returns the
+    comparisons and a note for each pair or benchmark that could not be compared (so the page says why)."""
+    checkpoints = {row.label: row for row in rows if not row.reference}
+    labels = list(checkpoints)
+    pairs = list(zip(labels, labels[1:])) if pairs is None else pairs
+    comparisons, notes = [], []
+    for first, second in pairs:
+        unknown = [label for label in (first, second) if label not in checkpoints]
+        if unknown:
+            raise ValueError(f"compare {first}:{second}: no result labelled {unknown}; labels are {labels}")
+        a, b = checkpoints[first], checkpoints[second]
+        unscored = []
+        for benchmark in [name for name in a.scores if name in b.scores]:
+            if not (_samples_file(a, benchmark).is_file() and _samples_file(b, benchmark).is_file()):
+                unscored.append(benchmark)
+                continue
+            scores = [{item: [score] for item, score in item_scores(row.path.parent, benchmark).items()}
+                      for row in (a, b)]
+            diff = paired_difference(*scores)
+            comparisons.append(Comparison(benchmark, first, second, diff, verdict(diff),
+                                          significance_words(first, second, benchmark, diff)))
+        if unscored:
+            folders = sorted({str(_samples_file(row, "").parent) for row in (a, b)})
+            notes.append(f"{second} - {first} on {', '.join(unscored)}: no per-sample scores in {' or '.join(folders)}")
+    return comparisons, notes
+
+
+def comparison_cells(comparisons: list[Comparison], titles: dict[str, str]) -> list[list[str]]:
+    return [[titles.get(c.benchmark, c.benchmark), f"{c.second} - {c.first}", f"{100 * c.diff['mean']:+.1f}",
+             f"{100 * c.diff['stderr']:.1f}", str(c.diff["items"]), c.verdict] for c in comparisons]
+
+
+COMPARISON_HEADERS = ["Benchmark", "Comparison", "Difference (points)", "Stderr", "Items", "Verdict"]
+PAIRED_NOTE = ("Paired differences on the same items (the later checkpoint minus the earlier); significant means "
+               "at least two standard errors of the per-item difference from zero.")
+REFERENCE_NOTE = "Italic rows are published numbers from the Phi-4 report (arXiv:2412.08905)."
+
+
 def _cell(row: Row, name: str) -> str:
     if name not in row.scores:
         return "–"
@@ -118,21 +177,27 @@ def _cell(row: Row, name: str) -> str:
     return f"{row.scores[name]:.1f}"
 
 
-def to_markdown(rows: list[Row], titles: dict[str, str]) -> str:
+def to_markdown(rows: list[Row], titles: dict[str, str], comparisons: list[Comparison] | None = None,
+                notes: list[str] | None = None) -> str:
     names = benchmark_order(rows, titles)
+    shown = shown_rows(rows, names)
     lines = ["| Model | " + " | ".join(titles.get(n, n) for n in names) + " |",
              "|---|" + "---:|" * len(names)]
-    for row in shown_rows(rows, names):
+    for row in shown:
         label = f"*{row.label}*" if row.reference else row.label
         lines.append(f"| {label} | " + " | ".join(_cell(row, n) for n in names) + " |")
     lines.append("")
-    lines.append("Scores in percent, ± one standard error. Italic rows are published numbers from the Phi-4 "
-                 "report (arXiv:2412.08905); – means not reported or not run.")
+    reference = f" {REFERENCE_NOTE}" if any(row.reference for row in shown) else ""
+    lines.append(f"Scores in percent, ± one standard error.{reference} – means not reported or not run.")
     runs, benchmarks = run_details(rows, titles)
     lines += ["", "| Model | Checkpoint | Date | Limit (samples per task) |", "|---|---|---|---|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in runs]
     lines += ["", "| Benchmark | Metric | Samples scored |", "|---|---|---|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in benchmarks]
+    if comparisons or notes:
+        lines += ["", PAIRED_NOTE, "", "| " + " | ".join(COMPARISON_HEADERS) + " |", "|---|---|---:|---:|---:|---|"]
+        lines += ["| " + " | ".join(cells) + " |" for cells in comparison_cells(comparisons or [], titles)]
+        lines += [""] + [f"- {c.sentence}" for c in comparisons or []] + [f"- Not compared: {n}" for n in notes or []]
     return "\n".join(lines) + "\n"
 
 
@@ -175,12 +240,31 @@ def _html_table(headers: list[str], body: list[list[str]]) -> str:
     return f'<div class="scroll"><table class="details"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
 
 
-def to_html(rows: list[Row], titles: dict[str, str]) -> str:
+def _html_comparisons(comparisons: list[Comparison], notes: list[str], titles: dict[str, str]) -> str:
+    if not comparisons and not notes:
+        return ""
+    cells = comparison_cells(comparisons, titles)
+    body = "".join(
+        f'<tr class="{c.verdict.replace(" ", "-")}">' + "".join(f"<td>{html.escape(x)}</td>" for x in row) + "</tr>"
+        for c, row in zip(comparisons, cells, strict=True))
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in COMPARISON_HEADERS)
+    sentences = "".join(f"<li>{html.escape(c.sentence)}</li>" for c in comparisons)
+    sentences += "".join(f"<li>Not compared: {html.escape(n)}</li>" for n in notes)
+    return (f"<h2>Paired differences</h2>\n<p>{html.escape(PAIRED_NOTE)}</p>\n"
+            f'<div class="scroll"><table class="paired"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+            f"\n<ul>{sentences}</ul>\n")
+
+
+def to_html(rows: list[Row], titles: dict[str, str], comparisons: list[Comparison] | None = None,
+            notes: list[str] | None = None) -> str:
     names = benchmark_order(rows, titles)
     rows = shown_rows(rows, names)
     runs, benchmarks = run_details(rows, titles)
     details = (_html_table(["Model", "Checkpoint", "Date", "Limit (samples per task)"], runs)
                + _html_table(["Benchmark", "Metric", "Samples scored"], benchmarks))
+    paired = _html_comparisons(comparisons or [], notes or [], titles)
+    reference = " Italic grey rows are published numbers from the Phi-4 report (arXiv:2412.08905)." \
+        if any(row.reference for row in rows) else ""
     header = "".join(f"<th>{html.escape(titles.get(n, n))}</th>" for n in names)
     body = "".join(
         f"<tr class=\"{'reference' if row.reference else 'checkpoint'}\"><td>{html.escape(row.label)}</td>"
@@ -203,6 +287,9 @@ table.details td {{ text-align: left; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
 td:first-child, th:first-child {{ text-align: left; }}
 tr.reference td {{ color: #666; font-style: italic; }}
+tr.significantly-better td {{ background: #e6f4e6; }}
+tr.significantly-worse td {{ background: #fbe6e6; }}
+table.paired td:last-child {{ text-align: left; font-weight: bold; }}
 .charts {{ display: flex; flex-wrap: wrap; gap: 12px; }}
 figure {{ margin: 0; max-width: 100%; }}
 figure img {{ max-width: 100%; height: auto; display: block; }}
@@ -210,11 +297,10 @@ figure img {{ max-width: 100%; height: auto; display: block; }}
 </style></head>
 <body>
 <h1>Leaderboard</h1>
-<p>Scores in percent, &plusmn; one standard error. Italic grey rows are published numbers from the Phi-4
-report (arXiv:2412.08905).</p>
+<p>Scores in percent, &plusmn; one standard error.{reference}</p>
 <div class="scroll"><table><thead><tr><th>Model</th>{header}</tr></thead><tbody>{body}</tbody></table></div>
 {details}
-<div class="charts">{charts}</div>
+{paired}<div class="charts">{charts}</div>
 </body></html>
 """
 

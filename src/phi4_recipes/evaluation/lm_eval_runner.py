@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phi4_recipes.evaluation.registry import LOCAL_TASKS_DIR, Benchmark
-from phi4_recipes.io import RecipeError
+from phi4_recipes.recipe_checks import RecipeError
 
 if TYPE_CHECKING:  # the options live with the script's, a layer above evaluation/
     from phi4_recipes.configs.eval import EvalArguments

@@ -192,19 +192,14 @@ def read_results(path: str | Path) -> dict[str, Any]:
     return record
 
 
-def card_scores(results_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """Scores of every result in `results_dir`, for the model card (hub.EvalResults):
-    {benchmark: {metric: score, "<metric>_stderr": stderr, "num_samples": n, "limit": limit, "title": title}}.
-
-    A later file (by name) wins for a benchmark scored twice.
-    """
+def card_scores(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The scores of one result (as `read_results` returns it) for the model card (hub.EvalResults):
+    {benchmark: {metric: score, "<metric>_stderr": stderr, "num_samples": n, "limit": limit, "title": title}}."""
+    limit = (record.get("settings") or {}).get("limit")
     scores: dict[str, dict[str, Any]] = {}
-    for path in sorted(Path(results_dir).glob("*.json")):
-        record = read_results(path)
-        limit = (record.get("settings") or {}).get("limit")
-        for benchmark, entry in record["benchmarks"].items():
-            scores[benchmark] = {entry["metric"]: entry["score"], "num_samples": entry.get("num_samples"),
-                                 "limit": limit, "title": entry.get("title")}
-            if entry.get("stderr") is not None:
-                scores[benchmark][f"{entry['metric']}_stderr"] = entry["stderr"]
+    for benchmark, entry in record["benchmarks"].items():
+        scores[benchmark] = {entry["metric"]: entry["score"], "num_samples": entry.get("num_samples"),
+                             "limit": limit, "title": entry.get("title")}
+        if entry.get("stderr") is not None:
+            scores[benchmark][f"{entry['metric']}_stderr"] = entry["stderr"]
     return scores

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from phi4_recipes.io import from_mapping
+from phi4_recipes.recipe_checks import from_mapping
 
 from .base import Generator, Messages, decode_completion_text
 from .http_retry import RequestFailed, RetryPolicy, post_json

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phi4_recipes.generation import BACKENDS, SamplingParams, build_generator
-from phi4_recipes.io import RecipeError, from_mapping, stable_hash
+from phi4_recipes.io import stable_hash
+from phi4_recipes.recipe_checks import RecipeError, from_mapping
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
-from phi4_recipes.io import RecipeError
+from phi4_recipes.recipe_checks import RecipeError
 
 from .client import user_messages
 

@@ -14,7 +14,7 @@ The modules here are the algorithm alone (standard library only). Around it, and
 score searches on.
 """
 
-from .config import PTSConfig
+from .config import PTSConfig, SearchSettings
 from .estimator import RolloutLedger, decide_gap, estimate_change, estimate_success
 from .pairs import select_pair
 from .protocols import IdsOracle, Sampler, token_logprobs_of
@@ -30,6 +30,7 @@ __all__ = [
     "PrefixEstimate",
     "RolloutLedger",
     "Sampler",
+    "SearchSettings",
     "decide_gap",
     "estimate_change",
     "estimate_success",

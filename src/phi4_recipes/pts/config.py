@@ -1,4 +1,5 @@
-"""Knobs of the Pivotal Token Search, in one dataclass that round-trips through JSON."""
+"""Knobs of the Pivotal Token Search, round-tripping through JSON: :class:`SearchSettings`, set once per run,
+and :class:`PTSConfig`, those settings with one search's seed."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any
 
 
 @dataclass
-class PTSConfig:
-    """Settings of :func:`phi4_recipes.pts.find_pivotal_tokens`, each documented once in its ``help``.
+class SearchSettings:
+    """The knobs of :func:`phi4_recipes.pts.find_pivotal_tokens`, each documented once in its ``help``: what a
+    recipe sets once for every search of a run. The seed is not one of them (see :class:`PTSConfig`).
 
     Not frozen: ``configs.PTSScriptArguments`` extends it (a frozen base would forbid that), so a recipe
     declares these knobs only here. Treat an instance as a value all the same; ``dataclasses.replace``
@@ -21,8 +23,6 @@ class PTSConfig:
                                                         "this are skipped (too hard)."})
     p_max: float = field(default=0.8, metadata={"help": "Queries whose estimated p(empty prefix) is above "
                                                         "this are skipped (too easy)."})
-    seed: int = field(default=0, metadata={"help": "The search seed: every rollout seed derives from it, so the "
-                                                   "same inputs and seed give the same result."})
     min_trials: int = field(default=16, metadata={"help": "Rollouts in the first batch at a prefix never "
                                                           "sampled before."})
     max_trials: int = field(default=64, metadata={"help": "At most this many search rollouts per prefix; at the "
@@ -81,17 +81,33 @@ class PTSConfig:
             raise ValueError("unresolved_margin and nominate_margin must be in [0, 1)")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form of the config."""
+        """Plain-JSON form of the settings."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PTSConfig:
+    def from_dict(cls, data: dict[str, Any]):
         """Inverse of :meth:`to_dict`; unknown keys fail loudly so typos in recipes surface."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise KeyError(f"unknown PTSConfig keys: {unknown}")
+            raise KeyError(f"unknown {cls.__name__} keys: {unknown}")
         return cls(**data)
+
+    def search_settings(self) -> SearchSettings:
+        """These knobs alone, as a plain :class:`SearchSettings` (whatever subclass holds them)."""
+        return SearchSettings(**{f.name: getattr(self, f.name) for f in fields(SearchSettings)})
+
+    def with_seed(self, seed: int) -> PTSConfig:
+        """One search: these settings and the seed every rollout seed of that search derives from."""
+        return PTSConfig(**self.search_settings().to_dict(), seed=seed)
+
+
+@dataclass
+class PTSConfig(SearchSettings):
+    """Settings of one search: the knobs of :class:`SearchSettings` and the search's seed."""
+
+    seed: int = field(default=0, metadata={"help": "The search seed: every rollout seed derives from it, so the "
+                                                   "same inputs and seed give the same result."})
 
 
 def require_logprobs_of_sampling(temperature: float, top_p: float, use_logprobs: bool) -> None:

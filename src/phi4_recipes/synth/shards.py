@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from phi4_recipes.io import JsonlAppender, RecipeError, read_complete_jsonl, stable_hash
+from phi4_recipes.io import JsonlAppender, read_complete_jsonl, stable_hash
+from phi4_recipes.recipe_checks import RecipeError
 
 SETTINGS_FILE = "settings.json"
 

@@ -1,11 +1,13 @@
-"""PTS shards -> ``pairs.jsonl``, the single-token DPO dataset ``run_dpo.py`` trains on.
+"""PTS shards -> ``pairs.jsonl``, the single-token DPO dataset both ``run_dpo.py`` and ``trl dpo`` train on.
 
     python -m phi4_recipes.pts.runner.export outputs/tiny/pts [--tokenizer PATH]
 
 Each row keeps the exact ids the search used: ``prompt_ids`` = query (chat template, generation prompt)
 + response prefix, ``chosen_ids`` / ``rejected_ids`` = one token each, so nothing is re-tokenised on
-the way to the trainer. ``prompt_text`` / ``chosen_text`` / ``rejected_text`` are decoded for reading only
-(named so that no loader mistakes them for a text-pair dataset). The rest is provenance.
+the way to our trainer (data/preference.py takes the id columns whenever they are there). The same row holds
+their decoded text as TRL's ``prompt`` / ``chosen`` / ``rejected``, so ``trl dpo`` reads the file as it is
+(TRL tokenises the text itself and overwrites the id columns), and ``exact_retokenisation`` says where that
+text does not encode back to the searched ids. The rest is provenance.
 All shard files in the folder are merged, whatever ``num_shards`` wrote them; a pair is identified by
 (question id, response index, position) and written once, in that order.
 """
@@ -18,20 +20,27 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from phi4_recipes.data.preference import ID_COLUMNS
+from phi4_recipes.data.preference import ID_COLUMNS, TEXT_COLUMNS
 from phi4_recipes.io import write_jsonl
 
 from .records import QuestionRecord
 from .shards import read_all_records
 
 PAIRS_FILE = "pairs.jsonl"
-#: The same pairs as TRL-convention text (`prompt`, `chosen`, `rejected`), for trainers that tokenise text.
-TEXT_PAIRS_FILE = "pairs_text.jsonl"
 PROMPT_IDS, CHOSEN_IDS, REJECTED_IDS = ID_COLUMNS
+PROMPT, CHOSEN, REJECTED = TEXT_COLUMNS
+
+
+def retokenises_exactly(tokenizer, prompt: str, completion: str, ids: list[int]) -> bool:
+    """Whether encoding ``prompt + completion`` gives back ``ids``. Where it does not (BPE merges across the
+    boundary, e.g. " 4" + "2" -> " 42"), a text trainer compares other tokens than the search found, and one
+    that appends an end token (TRL does for text) trains on a token the search never saw."""
+    return tokenizer(prompt + completion, add_special_tokens=False)["input_ids"] == ids
 
 
 def pair_rows(records: Iterable[QuestionRecord], tokenizer) -> list[dict[str, Any]]:
-    """One DPO row per pair found in the records, sorted by (question id, response index, position)."""
+    """One DPO row per pair found in the records (exact ids and their text), sorted by (question id, response
+    index, position)."""
     rows: dict[tuple[str, int, int], dict[str, Any]] = {}
     for record in records:
         for searched in record.responses:
@@ -43,13 +52,17 @@ def pair_rows(records: Iterable[QuestionRecord], tokenizer) -> list[dict[str, An
                     continue
                 prompt_ids = list(result.query_ids) + list(pair.prefix_ids)
                 chosen, rejected = [pair.chosen_token_id], [pair.rejected_token_id]
+                text = [tokenizer.decode(ids, skip_special_tokens=False) for ids in (prompt_ids, chosen, rejected)]
                 rows[key] = {
                     PROMPT_IDS: prompt_ids,
                     CHOSEN_IDS: chosen,
                     REJECTED_IDS: rejected,
-                    "prompt_text": tokenizer.decode(prompt_ids, skip_special_tokens=False),
-                    "chosen_text": tokenizer.decode(chosen, skip_special_tokens=False),
-                    "rejected_text": tokenizer.decode(rejected, skip_special_tokens=False),
+                    PROMPT: text[0],
+                    CHOSEN: text[1],
+                    REJECTED: text[2],
+                    "exact_retokenisation": (retokenises_exactly(tokenizer, text[0], text[1], prompt_ids + chosen)
+                                             and retokenises_exactly(tokenizer, text[0], text[2],
+                                                                     prompt_ids + rejected)),
                     "question_id": record.question_id,
                     "response_index": searched.response_index,
                     "position": pair.position,
@@ -65,26 +78,6 @@ def pair_rows(records: Iterable[QuestionRecord], tokenizer) -> list[dict[str, An
                     "seed": result.seed,
                 }
     return [rows[key] for key in sorted(rows)]
-
-
-def text_pair_rows(rows: list[dict[str, Any]], tokenizer) -> list[dict[str, Any]]:
-    """``pairs.jsonl`` rows as plain text pairs. ``exact_retokenisation`` says whether encoding
-    ``prompt + chosen`` and ``prompt + rejected`` gives back the searched ids; where it is false (BPE merges
-    across the boundary, e.g. " 4" + "2" -> " 42") a text trainer compares other tokens than the search
-    found, and one that appends an end token (TRL does for text) trains on a token the search never saw."""
-
-    def encode(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    out = []
-    for row in rows:
-        prompt, chosen, rejected = row["prompt_text"], row["chosen_text"], row["rejected_text"]
-        exact = (encode(prompt + chosen) == row[PROMPT_IDS] + row[CHOSEN_IDS]
-                 and encode(prompt + rejected) == row[PROMPT_IDS] + row[REJECTED_IDS])
-        out.append({"prompt": prompt, "chosen": chosen, "rejected": rejected, "exact_retokenisation": exact,
-                    "question_id": row["question_id"], "response_index": row["response_index"],
-                    "position": row["position"], "p_chosen": row["p_chosen"], "p_rejected": row["p_rejected"]})
-    return out
 
 
 def summarize(records: list[QuestionRecord], num_pairs: int) -> dict[str, Any]:
@@ -112,8 +105,8 @@ def summarize(records: list[QuestionRecord], num_pairs: int) -> dict[str, Any]:
 
 
 def export_pairs(output_dir: str | Path, tokenizer) -> dict[str, Any]:
-    """Merge every shard in ``output_dir`` into ``output_dir/pairs.jsonl`` (exact ids) and
-    ``pairs_text.jsonl`` (its text view); return the summary numbers.
+    """Merge every shard in ``output_dir`` into ``output_dir/pairs.jsonl`` (exact ids and their text); return
+    the summary numbers.
 
     Written atomically: several shard processes may export into one folder, and a reader (or ``run_dpo``)
     never sees a half-written file.
@@ -121,14 +114,13 @@ def export_pairs(output_dir: str | Path, tokenizer) -> dict[str, Any]:
     records = read_all_records(output_dir)
     rows = pair_rows(records, tokenizer)
     write_jsonl(Path(output_dir) / PAIRS_FILE, rows, atomic=True, fsync=True)
-    write_jsonl(Path(output_dir) / TEXT_PAIRS_FILE, text_pair_rows(rows, tokenizer), atomic=True, fsync=True)
     return summarize(records, len(rows))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description="Merge PTS shards into pairs.jsonl for run_dpo.py.")
+    parser = argparse.ArgumentParser(description="Merge PTS shards into pairs.jsonl for run_dpo.py and trl dpo.")
     parser.add_argument("output_dir", help="the run's output_dir (holds shard-*-of-*.jsonl)")
-    parser.add_argument("--tokenizer", help="tokenizer for the *_text columns; default: the one the run used")
+    parser.add_argument("--tokenizer", help="tokenizer for the text columns; default: the one the run used")
     options = parser.parse_args(argv)
     records = read_all_records(options.output_dir)
     if not records:

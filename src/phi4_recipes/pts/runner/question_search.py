@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from phi4_recipes.tokenizer import end_of_turn_ids
 
-from ..config import PTSConfig
+from ..config import PTSConfig, SearchSettings
 from ..estimator import DrawCache
 from ..protocols import IdsOracle, Sampler
 from ..search import find_pivotal_tokens
@@ -47,7 +47,12 @@ def stop_token_ids(tokenizer) -> list[int]:
     return sorted(set(end_of_turn_ids(tokenizer)) | {vocab[t] for t in EXTRA_STOP_TOKENS if t in vocab})
 
 
+# How a run's manifest names the seeds it used: its `seed`, and per question the one derived below.
+QUESTION_SEEDS = "pts.stats.derive_seed(seed, 'pts-question', question_id): each shard record's `seed`"
+
+
 def question_seed(run_seed: int, question_id: str) -> int:
+    """The seed of one question's samples and search, whichever shard runs it and in whatever order."""
     return derive_seed(run_seed, "pts-question", question_id)
 
 
@@ -105,7 +110,7 @@ def search_question(
     sampler: Sampler,
     oracle: IdsOracle,
     *,
-    config: PTSConfig,
+    search: SearchSettings,
     run_seed: int,
     responses_per_question: int,
     search_all_responses: bool,
@@ -120,8 +125,8 @@ def search_question(
     :param query: chat-template query ids (only the sampler sees them).
     :param sampler: draws continuations of query + prefix.
     :param oracle: judges response ids alone.
-    :param config: the search settings; its seed is replaced by the question's, derived from ``run_seed``.
-    :param run_seed: the run's seed.
+    :param search: the run's search settings (no seed: the question's own is derived here, once).
+    :param run_seed: the run's seed, the root of the question's seed.
     :param responses_per_question: responses sampled before choosing which to search.
     :param search_all_responses: search every sampled response, not one incorrect and one correct.
     :param stop_ids: end-of-turn ids, cut from the end of each sampled response.
@@ -129,11 +134,14 @@ def search_question(
     :param tokenizer: recorded as the tokenizer of the ids.
     :param settings: the run options that shape the record, kept in it so a resume can check them.
     """
+    if isinstance(search, PTSConfig):  # its seed would silently give way to the question's
+        raise TypeError("search_question derives each question's seed from run_seed; pass the run's "
+                        "SearchSettings (PTSConfig.search_settings()), not a PTSConfig with a seed of its own")
     started = time.perf_counter()
     seed = question_seed(run_seed, question_id)
     sampled = sample_responses(query, sampler, oracle, seed=seed, count=responses_per_question,
                                search_all=search_all_responses, stop_ids=stop_ids)
-    config = replace(config, seed=seed)
+    config = search.with_seed(seed)
 
     searched = []
     draws: DrawCache = {}  # the responses share the query and seed, so p(query) rollouts are drawn once
