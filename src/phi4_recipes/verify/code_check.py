@@ -331,10 +331,9 @@ def check_python(
             "tests must be a non-empty list of assert strings or of {'stdin', 'stdout'} mappings"
         )
     tests = list(tests)
-    if isinstance(allowed_packages, str):
-        raise ValueError(f"allowed_packages must be a list of import names, got the str {allowed_packages!r}")
+    # run_python validates allowed_packages (a bare string is refused there, naming the argument).
     run_options = {"timeout": timeout, "memory_mb": memory_mb, "allow_unsandboxed": allow_unsandboxed,
-                   "allowed_packages": tuple(allowed_packages)}  # fmt: skip
+                   "allowed_packages": allowed_packages}  # fmt: skip
     if all(isinstance(test, str) for test in tests):
         _require_text("test_setup", test_setup)
         for index, test in enumerate(tests):

@@ -518,7 +518,7 @@ class _Launch:
         exit_code = status.get("exit_code")
         timed_out = timed_out or exit_code == -signal.SIGXCPU
         return ExecResult(
-            ok=exit_code == 0 and not timed_out and not (truncated and self.kill_on_output_limit),
+            ok=exit_code == 0 and not timed_out and not killed,
             exit_code=exit_code,
             stdout=stdout.decode(errors="replace"),
             stderr=stderr_text,
