@@ -153,9 +153,9 @@ def sample_responses(args, work: Path, questions: list[dict], per_question: int)
     return rows
 
 
-def arm_datasets(args, work: Path, samples: list[dict]) -> dict[str, dict]:
-    """Each arm's training file and what it holds; PTS pairs of one question in ten are kept for margins."""
-    pairs = [row for _, row in read_jsonl(work / "pts" / "pairs.jsonl")]
+def arm_datasets(args, work: Path, pairs: list[dict], samples: list[dict]) -> tuple[dict[str, dict], list[dict]]:
+    """Each arm's training file and its row count, and the PTS pairs kept out of every arm for held-out margins
+    (those of one question in ten)."""
     train = [row for row in pairs if not held_out_for_margins(row["question_id"])]
     coin = random.Random(args.seed)
     swapped = []
@@ -184,8 +184,7 @@ def arm_datasets(args, work: Path, samples: list[dict]) -> dict[str, dict]:
         if not path.exists():
             write_jsonl(path, rows, atomic=True)
         files[arm] = {"file": str(path), "rows": len(rows)}
-    files["margin_pairs"] = [row for row in pairs if held_out_for_margins(row["question_id"])]
-    return files
+    return files, [row for row in pairs if held_out_for_margins(row["question_id"])]
 
 
 # ------------------------------------------------------------------------------------------- training and scores
@@ -222,23 +221,27 @@ def margin_curve(model: Path) -> list[dict]:
             for row in state["log_history"] if "rewards/margins" in row]
 
 
-def held_out_margins(model: Path, reference: Path, pairs: list[dict], beta: float) -> dict:
-    """beta * ((log p_policy - log p_ref)(chosen) - (same)(rejected)) on pairs of questions no arm trained on."""
+def pair_logps(model: Path, pairs: list[dict]) -> list[tuple[float, float]]:
+    """log p(chosen token) and log p(rejected token) after each single-token pair's prompt."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    def logps(path: Path) -> list[tuple[float, float]]:
-        lm = AutoModelForCausalLM.from_pretrained(path).eval()
-        found = []
-        with torch.no_grad():
-            for row in pairs:
-                logits = lm(torch.tensor([row["prompt_ids"]])).logits[0, -1].log_softmax(-1)
-                found.append((logits[row["chosen_ids"][0]].item(), logits[row["rejected_ids"][0]].item()))
-        return found
+    lm = AutoModelForCausalLM.from_pretrained(model).eval()
+    found = []
+    with torch.no_grad():
+        for row in pairs:
+            logits = lm(torch.tensor([row["prompt_ids"]])).logits[0, -1].log_softmax(-1)
+            found.append((logits[row["chosen_ids"][0]].item(), logits[row["rejected_ids"][0]].item()))
+    return found
 
+
+def held_out_margins(model: Path, pairs: list[dict], reference_logps: list[tuple[float, float]], beta: float) -> dict:
+    """beta * ((log p_policy - log p_ref)(chosen) - (same)(rejected)) on pairs of questions no arm trained on; the
+    reference's log-probs are computed once per run (`pair_logps` of the SFT model)."""
     if not pairs:
         return {"pairs": 0}
-    margins = [beta * ((pc - rc) - (pr - rr)) for (pc, pr), (rc, rr) in zip(logps(model), logps(reference), strict=True)]
+    margins = [beta * ((pc - rc) - (pr - rr))
+               for (pc, pr), (rc, rr) in zip(pair_logps(model, pairs), reference_logps, strict=True)]
     mean = sum(margins) / len(margins)
     spread = math.sqrt(sum((m - mean) ** 2 for m in margins) / max(1, len(margins) - 1) / len(margins))
     return {"pairs": len(margins), "mean": mean, "stderr": spread, "accuracy": sum(m > 0 for m in margins) / len(margins)}
@@ -264,8 +267,8 @@ def run(args) -> None:
     if args.max_samples_per_question:  # a cheaper run: the baselines then get less than PTS's budget (reported)
         per_question = min(per_question, args.max_samples_per_question)
     samples = sample_responses(args, work, searched_questions, per_question)
-    data = arm_datasets(args, work, samples)
     pairs = [row for _, row in read_jsonl(work / "pts" / "pairs.jsonl")]
+    data, margin_pairs = arm_datasets(args, work, pairs, samples)
     kinds: dict[str, int] = {}
     for row in pairs:
         kind = pivot_kind(row["prompt"].split("<|im_sep|>")[-1])
@@ -276,7 +279,10 @@ def run(args) -> None:
                 "baseline_share_of_budget": round(per_question * len(searched_questions) / summary["budget_rollouts"], 3),
                 "sampled_correct": sum(r["correct"] for s in samples for r in s["responses"]),
                 "sampled": sum(len(s["responses"]) for s in samples),
-                "rows": {arm: data[arm]["rows"] for arm in ARMS}, "margin_pairs": len(data["margin_pairs"]), "arms": {}}
+                "rows": {arm: data[arm]["rows"] for arm in ARMS}, "margin_pairs": len(margin_pairs), "arms": {}}
+    if args.data_only:  # the untouched seed's data can be made while the tuning seeds are still being chosen on
+        print(f"dpo_effect: data of seed {args.seed} ready: {evidence['rows']}", flush=True)
+        return
     if args.final:
         chosen = json.loads(Path(args.final).read_text())
         plan = [(arm, Setting(**chosen[arm])) for arm in ARMS]
@@ -287,6 +293,7 @@ def run(args) -> None:
         benchmark = VALIDATION
     evidence["benchmark"] = benchmark
     evidence["sft_scores"] = score(args, work, sft, benchmark)
+    reference_logps = pair_logps(sft, margin_pairs)
     for arm, setting in plan:
         if not data[arm]["rows"]:
             evidence["arms"][f"{arm}/{setting.name}"] = {"arm": arm, "setting": setting.__dict__, "skipped": "no rows"}
@@ -295,7 +302,7 @@ def run(args) -> None:
         evidence["arms"][f"{arm}/{setting.name}"] = {
             "arm": arm, "setting": setting.__dict__, "scores": score(args, work, model, benchmark),
             "margins": margin_curve(model),
-            "held_out_margins": held_out_margins(model, sft, data["margin_pairs"], setting.beta) if arm != "rft" else None}
+            "held_out_margins": held_out_margins(model, margin_pairs, reference_logps, setting.beta) if arm != "rft" else None}
     name = "final.json" if args.final else "validation.json"
     (work / name).write_text(json.dumps(evidence, indent=1))
     print(f"dpo_effect: wrote {work / name}", flush=True)
@@ -379,6 +386,7 @@ def main() -> None:
                      help="cap the whole responses sampled per question below PTS's rollout budget (cheaper; the "
                           "report shows the share of the budget the baselines got)")
     one.add_argument("--final", help="the .chosen.json of `report`: score those settings on the held-out split")
+    one.add_argument("--data_only", action="store_true", help="stop once PTS, the samples and the arms' files exist")
     one.add_argument("--threads", type=int, default=2)
     table = commands.add_parser("report", help="tables over seeds; chooses each arm's setting on validation")
     table.add_argument("works", nargs="+")

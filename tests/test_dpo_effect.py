@@ -36,10 +36,11 @@ def test_each_arm_gets_its_own_data_and_margin_questions_stay_out_of_training(tm
     samples = [{"id": q, "question": f"What is {q}?", "answer": "7",
                 "responses": [{"text": "r7", "correct": True}, {"text": "r7", "correct": True},
                               {"text": "w6", "correct": False}, {"text": "w8", "correct": False}]} for q in questions]
-    data = dpo_effect.arm_datasets(argparse.Namespace(seed=3), work, samples)
+    pairs = [json.loads(line) for line in (work / "pts" / "pairs.jsonl").read_text().splitlines()]
+    data, margin_pairs = dpo_effect.arm_datasets(argparse.Namespace(seed=3), work, pairs, samples)
     kept_out = {q for q in questions if dpo_effect.held_out_for_margins(q)}
     assert 0 < len(kept_out) < len(questions) // 4
-    assert {p["question_id"] for p in data["margin_pairs"]} == kept_out
+    assert {p["question_id"] for p in margin_pairs} == kept_out
 
     rows = {arm: [json.loads(line) for line in Path(data[arm]["file"]).read_text().splitlines()] for arm in dpo_effect.ARMS}
     assert not kept_out & {r["question_id"] for r in rows["pts"] + rows["random"]}
@@ -75,3 +76,23 @@ def test_settings_parse_and_only_settings_every_seed_ran_are_compared():
     assert list(differences) == ["pts/x"]  # full/x ran on one seed only
     assert differences["pts/x"]["mean"] == pytest.approx(0.5) and differences["pts/x"]["per_seed"] == [
         pytest.approx(1 / 3), pytest.approx(2 / 3)]
+
+
+def test_held_out_margins_are_the_policy_minus_reference_log_ratio(tmp_path):
+    """A model against itself has margin 0 on every pair; against a reference whose log-probs favour the rejected
+    token by 1 nat it has margin +beta on each pair (the sign the issue's "rising on held-out pairs" reads)."""
+    import torch
+
+    from phi4_recipes.model import Phi4Config, Phi4ForCausalLM
+
+    torch.manual_seed(0)
+    Phi4ForCausalLM(Phi4Config.from_preset("tiny")).save_pretrained(tmp_path / "model")
+    pairs = [_pts_pair(f"q{i}", 3 + i) for i in range(4)]
+    own = dpo_effect.pair_logps(tmp_path / "model", pairs)
+    assert len(own) == 4 and all(c < 0 and r < 0 for c, r in own)
+    same = dpo_effect.held_out_margins(tmp_path / "model", pairs, own, beta=0.1)
+    assert same["pairs"] == 4 and same["mean"] == pytest.approx(0, abs=1e-6) and same["accuracy"] == 0
+    tilted = [(c - 0.5, r + 0.5) for c, r in own]
+    better = dpo_effect.held_out_margins(tmp_path / "model", pairs, tilted, beta=0.1)
+    assert better["mean"] == pytest.approx(0.1) and better["accuracy"] == 1
+    assert dpo_effect.held_out_margins(tmp_path / "model", [], [], beta=0.1) == {"pairs": 0}
