@@ -20,6 +20,11 @@ training: the reward margins on their pairs show whether DPO generalises beyond 
 
 Every stage is the project's own script (run_pts, run_dpo, run_sft, run_eval), run as a user runs it on a recipe
 written under <work>/recipes/; a stage whose output exists is skipped, so a killed run resumes.
+
+The defaults are the tiny model's: recipes/tiny, data/tiny/arithmetic_train.jsonl, the tiny_arithmetic splits,
+the transformers backend. Another model names its own recipes folder (pts.yaml, dpo_pts.yaml, sft.yaml, eval.yaml),
+questions, benchmarks and backend; bench/dpo_effect_smollm2_gpu.sh runs the bench on SmolLM2-135M-Instruct
+(`--recipes recipes/smollm2 --backend vllm`, the smollm2_questions splits).
 """
 
 from __future__ import annotations
@@ -72,6 +77,9 @@ class Setting:
 
 
 DEFAULT_SETTINGS = ("2e-6", "1e-5", "5e-5", "1e-5,0.1,1", "5e-5,0.1,1")
+# vLLM takes 90% of the GPU by default and keeps it while the engine lives: a `run` without --data_only samples
+# in this process and then trains the arms in subprocesses, so the engine leaves them room.
+VLLM_KWARGS = {"gpu_memory_utilization": 0.3}
 
 
 def run_stage(command: list[str], log: Path, threads: int) -> None:
@@ -105,14 +113,37 @@ def held_out_for_margins(question_id: str) -> bool:
     return int(hashlib.sha1(question_id.encode()).hexdigest(), 16) % MARGIN_SHARE == 0
 
 
+def generation_backend(args) -> dict:
+    """The PTS recipe's generation keys for `--backend` (the samples of `full` and `rft` read them back from it):
+    the backend, and its options where the recipe's would not do (another backend's, or `--backend_kwargs`)."""
+    if args.backend_kwargs:
+        return {"backend": args.backend, "backend_kwargs": json.loads(args.backend_kwargs)}
+    return {"backend": args.backend, **({"backend_kwargs": VLLM_KWARGS} if args.backend == "vllm" else {})}
+
+
+def chat_prompt(question: str, system_prompt: str | None) -> list[dict]:
+    """The question as PTS asks it: with the PTS recipe's system prompt where it has one."""
+    return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+        {"role": "user", "content": question}]
+
+
+def response_prefix(prompt: str) -> str:
+    """The response part of a PTS pair's prompt text: after Phi-4's `<|im_sep|>`, else after ChatML's last
+    assistant header (SmolLM2)."""
+    if "<|im_sep|>" in prompt:
+        return prompt.split("<|im_sep|>")[-1]
+    return prompt.rsplit("<|im_start|>assistant\n", 1)[-1]
+
+
 # ---------------------------------------------------------------------------------------------- data of the arms
 
 def search_pivots(args, work: Path) -> dict:
     """PTS on the first `--questions` training questions; returns run_pts's summary (yield, rollouts)."""
     manifest = work / "pts" / "manifest.json"
     if not manifest.exists():
-        recipe = write_recipe("recipes/tiny/pts.yaml", work / "recipes" / "pts.yaml", model_name_or_path=str(args.sft),
-                              output_dir=str(work / "pts"), max_questions=args.questions, seed=args.seed, plot_max=0)
+        recipe = write_recipe(f"{args.recipes}/pts.yaml", work / "recipes" / "pts.yaml", model_name_or_path=str(args.sft),
+                              dataset_name=args.train_data, output_dir=str(work / "pts"), max_questions=args.questions,
+                              seed=args.seed, plot_max=0, **generation_backend(args))
         run_stage(["src/phi4_recipes/run_pts.py", str(recipe)], work / "logs" / "pts.log", args.threads)
     manifest_data = json.loads(manifest.read_text())
     summary = manifest_data["summary"]
@@ -137,18 +168,20 @@ def sample_responses(args, work: Path, questions: list[dict], per_question: int)
     pts = yaml.safe_load((work / "recipes" / "pts.yaml").read_text())
     tokenizer = get_tokenizer(None, str(args.sft))
     rows = []
-    with build_generator("transformers", str(args.sft), tokenizer, **pts.get("backend_kwargs", {})) as generator:
+    system_prompt = pts.get("system_prompt")
+    backend = pts.get("backend", "transformers")
+    with build_generator(backend, str(args.sft), tokenizer, **pts.get("backend_kwargs", {})) as generator:
         params = SamplingParams(n=per_question, temperature=pts["temperature"], top_p=pts["top_p"],
                                 max_new_tokens=pts["max_new_tokens"], stop_token_ids=stop_token_ids(tokenizer),
                                 seed=args.seed)
         for start in range(0, len(questions), 8):
             batch = questions[start:start + 8]
-            outputs = generator.chat([[{"role": "user", "content": q["question"]}] for q in batch], params)
+            outputs = generator.chat([chat_prompt(q["question"], system_prompt) for q in batch], params)
             for question, completions in zip(batch, outputs, strict=True):
                 responses = [{"text": c.text, "correct": bool(c.finish_reason == "stop" and math_equal(c.text, question["answer"]))}
                              for c in completions]
                 rows.append({"id": question["id"], "question": question["question"], "answer": question["answer"],
-                             "responses": responses})
+                             "responses": responses, **({"system_prompt": system_prompt} if system_prompt else {})})
     write_jsonl(path, rows, atomic=True)
     return rows
 
@@ -169,7 +202,7 @@ def arm_datasets(args, work: Path, pairs: list[dict], samples: list[dict]) -> tu
     for sample in samples:
         if held_out_for_margins(sample["id"]):
             continue
-        prompt = [{"role": "user", "content": sample["question"]}]
+        prompt = chat_prompt(sample["question"], sample.get("system_prompt"))
         right = list(dict.fromkeys(r["text"] for r in sample["responses"] if r["correct"]))
         wrong = list(dict.fromkeys(r["text"] for r in sample["responses"] if not r["correct"]))
         # Every distinct wrong response against a correct one (cycling through the distinct correct ones): the
@@ -190,21 +223,22 @@ def arm_datasets(args, work: Path, pairs: list[dict], samples: list[dict]) -> tu
 # ------------------------------------------------------------------------------------------- training and scores
 
 def train_arm(args, work: Path, arm: str, data_file: str, setting: Setting) -> Path:
-    """One arm at one setting: `--steps` optimizer steps of batch 8 from the SFT checkpoint, 10% warmup (a float
-    `warmup_steps` below 1 is a ratio in transformers 5), then cosine decay."""
+    """One arm at one setting: `--steps` optimizer steps of `--batch_size` rows from the SFT checkpoint, 10% warmup
+    (a float `warmup_steps` below 1 is a ratio in transformers 5), then cosine decay."""
     out = work / "models" / f"{arm}_{setting.name}"
     if (out / "manifest.json").exists():
         return out
     common = dict(model_name_or_path=str(args.sft), output_dir=str(out), datasets=[{"path": "json", "data_files": data_file}],
-                  learning_rate=setting.lr, max_steps=args.steps, num_train_epochs=None, per_device_train_batch_size=8,
+                  learning_rate=setting.lr, max_steps=args.steps, num_train_epochs=None,
+                  per_device_train_batch_size=args.batch_size,
                   warmup_steps=0.1, lr_scheduler_type="cosine", logging_steps=1, seed=args.seed)
     if arm == "rft":  # the SFT recipe's loss (assistant tokens only) and template; no beta, no NLL weight
-        recipe = write_recipe("recipes/tiny/sft.yaml", work / "recipes" / f"{out.name}.yaml", **common)
+        recipe = write_recipe(f"{args.recipes}/sft.yaml", work / "recipes" / f"{out.name}.yaml", **common)
         script = "src/phi4_recipes/run_sft.py"
     else:
         losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, setting.rpo_alpha]} if setting.rpo_alpha else {
             "loss_type": ["sigmoid"], "loss_weights": None}
-        recipe = write_recipe("recipes/tiny/dpo_pts.yaml", work / "recipes" / f"{out.name}.yaml", beta=setting.beta,
+        recipe = write_recipe(f"{args.recipes}/dpo_pts.yaml", work / "recipes" / f"{out.name}.yaml", beta=setting.beta,
                               **losses, **common)
         script = "src/phi4_recipes/run_dpo.py"
     run_stage([script, str(recipe)], work / "logs" / f"{out.name}.log", args.threads)
@@ -251,7 +285,7 @@ def score(args, work: Path, model: Path, benchmark: str) -> dict[str, float]:
     """Per-item scores of `model` on `benchmark` (run_eval, the leaderboard's scorer), cached under <work>/evals."""
     out = work / "evals" / benchmark / model.name
     if not (out / "eval.json").exists():
-        run_stage(["src/phi4_recipes/run_eval.py", "recipes/tiny/eval.yaml", "--model_name_or_path", str(model),
+        run_stage(["src/phi4_recipes/run_eval.py", f"{args.recipes}/eval.yaml", "--model_name_or_path", str(model),
                    "--benchmarks", benchmark, "--output_dir", str(out)], work / "logs" / f"eval_{benchmark}_{model.name}.log",
                   args.threads)
     return item_scores(out, benchmark)
@@ -262,7 +296,7 @@ def run(args) -> None:
     work.mkdir(parents=True, exist_ok=True)
     print(f"dpo_effect: seed {args.seed}, {args.sft} -> {work}", flush=True)
     summary = search_pivots(args, work)
-    searched_questions = [row for _, row in read_jsonl(ROOT / "data" / "tiny" / "arithmetic_train.jsonl")][:args.questions]
+    searched_questions = [row for _, row in read_jsonl(ROOT / args.train_data)][:args.questions]
     per_question = max(1, round(summary["budget_rollouts"] / max(1, len(searched_questions))))
     if args.max_samples_per_question:  # a cheaper run: the baselines then get less than PTS's budget (reported)
         per_question = min(per_question, args.max_samples_per_question)
@@ -271,7 +305,7 @@ def run(args) -> None:
     data, margin_pairs = arm_datasets(args, work, pairs, samples)
     kinds: dict[str, int] = {}
     for row in pairs:
-        kind = pivot_kind(row["prompt"].split("<|im_sep|>")[-1])
+        kind = pivot_kind(response_prefix(row["prompt"]))
         kinds[kind] = kinds.get(kind, 0) + 1
     sft = Path(args.sft)
     evidence = {"seed": args.seed, "sft": str(sft), "steps": args.steps, "pts": summary, "pivot_kinds": kinds,
@@ -285,12 +319,13 @@ def run(args) -> None:
         return
     if args.final:
         chosen = json.loads(Path(args.final).read_text())
-        plan = [(arm, Setting(**chosen[arm])) for arm in ARMS]
-        benchmark = HELD_OUT
+        # An arm validation could not score (no rows) has no choice; it is left out of the held-out read.
+        plan = [(arm, Setting(**chosen[arm])) for arm in ARMS if arm in chosen]
+        benchmark = args.held_out_benchmark
     else:
         plan = [(arm, setting) for arm in ARMS for setting in map(Setting.parse, args.settings)
                 if not (arm == "rft" and (setting.rpo_alpha or setting.beta != Setting.beta))]
-        benchmark = VALIDATION
+        benchmark = args.validation_benchmark
     evidence["benchmark"] = benchmark
     evidence["sft_scores"] = score(args, work, sft, benchmark)
     reference_logps = pair_logps(sft, margin_pairs)
@@ -327,8 +362,14 @@ def margin_summary(runs: list[dict], key: str) -> str:
     curves = [r["arms"][key]["margins"] for r in runs if r["arms"].get(key, {}).get("margins")]
     if not curves:
         return "-"
-    points = [0, len(curves[0]) // 2, len(curves[0]) - 1]
-    means = [sum(c[min(i, len(c) - 1)]["rewards/margins"] for c in curves) / len(curves) for i in points]
+    # One step's margin is one batch's (8 pairs): too noisy to read, so each point is the mean of a tenth of the
+    # steps (the first, the middle and the last tenth), averaged over the seeds.
+    def window_mean(curve: list[dict], where: float) -> float:
+        width = max(1, len(curve) // 10)
+        start = min(int(where * len(curve)), len(curve) - width)
+        return sum(row["rewards/margins"] for row in curve[start:start + width]) / width
+
+    means = [sum(window_mean(c, where) for c in curves) / len(curves) for where in (0.0, 0.45, 1.0)]
     held = [r["arms"][key]["held_out_margins"] for r in runs if (r["arms"][key].get("held_out_margins") or {}).get("pairs")]
     held_text = f"; held-out pairs {sum(h['mean'] for h in held) / len(held):+.3f} ({sum(h['accuracy'] for h in held) / len(held):.0%} > 0)" if held else ""
     return " -> ".join(f"{m:+.3f}" for m in means) + held_text
@@ -352,7 +393,7 @@ def report(args) -> None:
             continue
         seeds = ", ".join(str(r["seed"]) for r in runs)
         lines += ["", f"## {title}: arm minus SFT, points, seeds {seeds}", "",
-                  "| arm / setting | minus SFT | per seed | margins first -> mid -> last |", "|---|---|---|---|"]
+                  "| arm / setting | minus SFT | per seed | training margins, first -> middle -> last tenth of steps |", "|---|---|---|---|"]
         differences = arm_differences(runs)
         for key, diff in differences.items():
             per_seed = ", ".join(f"{100 * d:+.1f}" for d in diff["per_seed"]) if "per_seed" in diff else ""
@@ -372,7 +413,7 @@ def report(args) -> None:
     print("\n".join(lines))
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     one = commands.add_parser("run", help="one seed: data, arms, scores")
@@ -388,10 +429,26 @@ def main() -> None:
     one.add_argument("--final", help="the .chosen.json of `report`: score those settings on the held-out split")
     one.add_argument("--data_only", action="store_true", help="stop once PTS, the samples and the arms' files exist")
     one.add_argument("--threads", type=int, default=2)
+    # Another model than the tiny one: its recipes, questions and benchmarks (the defaults are the tiny run's).
+    one.add_argument("--recipes", default="recipes/tiny",
+                     help="folder of the recipes the stages copy: pts.yaml, dpo_pts.yaml, sft.yaml (rft), eval.yaml")
+    one.add_argument("--train_data", default="data/tiny/arithmetic_train.jsonl",
+                     help="JSONL questions (id, question, answer): PTS screens the first --questions, the samples answer them")
+    one.add_argument("--validation_benchmark", default=VALIDATION, help="registry benchmark settings are chosen on")
+    one.add_argument("--held_out_benchmark", default=HELD_OUT, help="registry benchmark --final reads once")
+    one.add_argument("--backend", choices=("transformers", "vllm"), default="transformers",
+                     help="generation backend of PTS and of the full/rft samples (vllm: GPU)")
+    one.add_argument("--backend_kwargs", help="JSON options of that backend (default: the PTS recipe's; vllm: "
+                                              f"{json.dumps(VLLM_KWARGS)}), e.g. '{{\"device\": \"cuda\"}}'")
+    one.add_argument("--batch_size", type=int, default=8, help="training rows per optimizer step, every arm")
     table = commands.add_parser("report", help="tables over seeds; chooses each arm's setting on validation")
     table.add_argument("works", nargs="+")
     table.add_argument("--out", default="bench/dpo_effect.md")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     run(args) if args.command == "run" else report(args)
 
 

@@ -2,11 +2,14 @@
 
     python bench/pts_smollm2_questions.py --out outputs/smollm2/questions [--per_split 200] [--seed 0]
 
-Writes `search.jsonl` (the questions PTS searches) and `heldout.jsonl` (accuracy before and after DPO). Every
+Writes `search.jsonl` (the questions PTS searches) and `heldout.jsonl` (accuracy before and after DPO), and with
+`--validation N` a `validation.jsonl` of N more problems where settings are chosen (bench/dpo_effect.py). Every
 problem is one of a few one- and two-step templates (add then subtract, groups of, change from a bill, rate
 times days plus extra, "more than" then total) with small numbers, the range where a 135M model is right
 some of the time. Decontamination: a held-out problem never shares its (template, numbers) with a search
 problem, nor its text; the split is by problem identity, so no held-out answer was ever searched or trained on.
+Validation problems are the next ones drawn after both splits, under the same rule against both; search and
+held-out stay what they are without `--validation`.
 """
 
 from __future__ import annotations
@@ -57,14 +60,15 @@ TEMPLATES = {"add_sub": _two_step_add_sub, "groups": _groups, "change": _change,
              "more_than": _more_than}
 
 
-def generate(per_split: int, seed: int, templates: list[str] | None = None) -> tuple[list[dict], list[dict]]:
-    """(search, heldout) rows with `id`, `question`, `answer` (a number as text), `template`."""
+def _distinct(count: int, seed: int, templates: list[str] | None) -> list[dict]:
+    """The first `count` distinct problems the seeded stream draws, as rows with `id`, `question`, `answer` (a
+    number as text), `template`. A longer list starts with the shorter one."""
     r = random.Random(seed)
     seen, rows, tries = set(), [], 0
-    while len(rows) < 2 * per_split:
+    while len(rows) < count:
         tries += 1
-        if tries > 10_000 * per_split:
-            raise ValueError(f"the templates {templates or sorted(TEMPLATES)} hold fewer than {2 * per_split} "
+        if tries > 5_000 * count:
+            raise ValueError(f"the templates {templates or sorted(TEMPLATES)} hold fewer than {count} "
                              "distinct problems; ask for fewer per split")
         template = r.choice(sorted(templates or TEMPLATES))
         name, item = r.choice(NAMES), r.choice(ITEMS)
@@ -76,10 +80,24 @@ def generate(per_split: int, seed: int, templates: list[str] | None = None) -> t
         uid = hashlib.sha256(question.encode()).hexdigest()[:10]
         rows.append({"id": f"smol-{template}-{uid}", "question": question, "answer": str(answer),
                      "template": template})
+    return rows
+
+
+def generate(per_split: int, seed: int, templates: list[str] | None = None) -> tuple[list[dict], list[dict]]:
+    """(search, heldout) rows with `id`, `question`, `answer` (a number as text), `template`."""
+    rows = _distinct(2 * per_split, seed, templates)
     search, heldout = rows[:per_split], rows[per_split:]
     search_texts = {row["question"] for row in search}
     heldout = [row for row in heldout if row["question"] not in search_texts]
     return search, heldout
+
+
+def generate_validation(per_split: int, seed: int, count: int, templates: list[str] | None = None) -> list[dict]:
+    """`count` problems drawn after `generate`'s two splits (the same stream), none sharing an identity or a text
+    with a search or held-out problem: a third split to choose settings on, so held-out is read once."""
+    rows = _distinct(2 * per_split + count, seed, templates)
+    taken = {row["question"] for row in rows[:2 * per_split]}
+    return [row for row in rows[2 * per_split:] if row["question"] not in taken]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,10 +108,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--templates", nargs="*", choices=sorted(TEMPLATES),
                         help="only these templates (the CPU run keeps to one-step `groups`, where SmolLM2 is right "
                              "some of the time)")
+    parser.add_argument("--validation", type=int, default=0,
+                        help="also write validation.jsonl: this many more problems, disjoint from both splits")
     options = parser.parse_args(argv)
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
-    for split, rows in zip(("search", "heldout"), generate(options.per_split, options.seed, options.templates), strict=True):
+    splits = dict(zip(("search", "heldout"), generate(options.per_split, options.seed, options.templates), strict=True))
+    if options.validation:
+        splits["validation"] = generate_validation(options.per_split, options.seed, options.validation, options.templates)
+    for split, rows in splits.items():
         (out / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
         print(f"{out / split}.jsonl: {len(rows)} questions")
 

@@ -8,11 +8,14 @@ sampling keeps only correct answers, and the questions kept for held-out margins
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import dpo_effect  # noqa: E402
@@ -96,3 +99,181 @@ def test_held_out_margins_are_the_policy_minus_reference_log_ratio(tmp_path):
     better = dpo_effect.held_out_margins(tmp_path / "model", pairs, tilted, beta=0.1)
     assert better["mean"] == pytest.approx(0.1) and better["accuracy"] == 1
     assert dpo_effect.held_out_margins(tmp_path / "model", [], [], beta=0.1) == {"pairs": 0}
+
+
+# ------------------------------------------------------------------------ other models: options and their defaults
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_DEFAULTS = {"recipes": "recipes/tiny", "train_data": "data/tiny/arithmetic_train.jsonl",
+                 "validation_benchmark": "tiny_arithmetic_validation", "held_out_benchmark": "tiny_arithmetic",
+                 "backend": "transformers", "backend_kwargs": None, "batch_size": 8}
+SMOLLM2 = ["--recipes", "recipes/smollm2", "--train_data", "q/search.jsonl", "--backend", "vllm", "--batch_size", "4",
+           "--validation_benchmark", "smollm2_questions_validation", "--held_out_benchmark", "smollm2_questions"]
+
+
+def _stages(monkeypatch, tmp_path: Path, *options: str):
+    """The bench's stages with the scripts replaced by a recorder: (args, work, recorded commands). PTS "writes"
+    the manifest the bench reads back."""
+    work = tmp_path / "work"
+    args = dpo_effect.build_parser().parse_args(["run", "--sft", "/ckpt/sft", "--seed", "3", "--work", str(work), *options])
+    commands = []
+
+    def record(command, log, threads):
+        commands.append(command)
+        if command[0].endswith("run_pts.py"):
+            (work / "pts").mkdir(parents=True)
+            (work / "pts" / "manifest.json").write_text(json.dumps({
+                "summary": {"questions": 2, "rollouts": 10}, "resolved_config": {"script_args": {"responses_per_question": 8}}}))
+
+    monkeypatch.setattr(dpo_effect, "run_stage", record)
+    monkeypatch.setattr(dpo_effect, "item_scores", lambda out, benchmark: {})
+    return args, work, commands
+
+
+def _recipe_as_written(base: str, **changes) -> str:
+    """What the bench wrote before it had options: the base recipe with the stage's changes, None removing a key."""
+    recipe = yaml.safe_load((REPO / base).read_text())
+    for key, value in changes.items():
+        recipe.pop(key, None) if value is None else recipe.__setitem__(key, value)
+    return yaml.safe_dump(recipe, sort_keys=False)
+
+
+def test_defaults_are_the_tiny_run_and_write_the_recipes_it_always_wrote(monkeypatch, tmp_path):
+    """Runs of the tiny bench started before the options existed finish with `run --final` on the same command line:
+    the defaults must resolve to the same recipes, data, benchmarks and stage commands."""
+    args, work, commands = _stages(monkeypatch, tmp_path)
+    assert {key: getattr(args, key) for key in TINY_DEFAULTS} == TINY_DEFAULTS
+    assert (args.questions, args.steps, args.settings) == (1600, 120, list(dpo_effect.DEFAULT_SETTINGS))
+
+    dpo_effect.search_pivots(args, work)
+    assert (work / "recipes" / "pts.yaml").read_text() == _recipe_as_written(
+        "recipes/tiny/pts.yaml", model_name_or_path="/ckpt/sft", output_dir=str(work / "pts"), max_questions=1600,
+        seed=3, plot_max=0)
+    common = dict(model_name_or_path="/ckpt/sft", datasets=[{"path": "json", "data_files": "d.jsonl"}], learning_rate=1e-5,
+                  max_steps=120, num_train_epochs=None, per_device_train_batch_size=8, warmup_steps=0.1,
+                  lr_scheduler_type="cosine", logging_steps=1, seed=3)
+    for arm in dpo_effect.ARMS:
+        dpo_effect.train_arm(args, work, arm, "d.jsonl", dpo_effect.Setting.parse("1e-5,0.1,1"))
+    for arm in ("pts", "full", "random"):
+        name = f"{arm}_lr1e-05_b0.1_a1"
+        assert (work / "recipes" / f"{name}.yaml").read_text() == _recipe_as_written(
+            "recipes/tiny/dpo_pts.yaml", beta=0.1, loss_type=["sigmoid", "sft"], loss_weights=[1.0, 1.0],
+            output_dir=str(work / "models" / name), **common)
+    assert (work / "recipes" / "rft_lr1e-05_b0.1_a1.yaml").read_text() == _recipe_as_written(
+        "recipes/tiny/sft.yaml", output_dir=str(work / "models" / "rft_lr1e-05_b0.1_a1"), **common)
+    dpo_effect.score(args, work, Path("/ckpt/sft"), args.validation_benchmark)
+    assert commands[0] == ["src/phi4_recipes/run_pts.py", str(work / "recipes" / "pts.yaml")]
+    assert commands[-1] == ["src/phi4_recipes/run_eval.py", "recipes/tiny/eval.yaml", "--model_name_or_path", "/ckpt/sft",
+                            "--benchmarks", "tiny_arithmetic_validation", "--output_dir",
+                            str(work / "evals" / "tiny_arithmetic_validation" / "sft")]
+
+
+def test_smollm2_options_resolve_its_recipes_questions_benchmarks_and_vllm(monkeypatch, tmp_path):
+    args, work, commands = _stages(monkeypatch, tmp_path, *SMOLLM2)
+    dpo_effect.search_pivots(args, work)
+    pts = yaml.safe_load((work / "recipes" / "pts.yaml").read_text())
+    smollm2_pts = yaml.safe_load((REPO / "recipes" / "smollm2" / "pts.yaml").read_text())
+    assert pts["dataset_name"] == "q/search.jsonl" and pts["model_name_or_path"] == "/ckpt/sft"
+    assert (pts["backend"], pts["backend_kwargs"]) == ("vllm", dpo_effect.VLLM_KWARGS)
+    assert pts["system_prompt"] == smollm2_pts["system_prompt"] and pts["max_new_tokens"] == smollm2_pts["max_new_tokens"]
+
+    dpo_effect.train_arm(args, work, "rft", "d.jsonl", dpo_effect.Setting.parse("1e-6"))
+    dpo_effect.train_arm(args, work, "pts", "d.jsonl", dpo_effect.Setting.parse("1e-6"))
+    rft = yaml.safe_load((work / "recipes" / "rft_lr1e-06_b0.1_a0.yaml").read_text())
+    dpo = yaml.safe_load((work / "recipes" / "pts_lr1e-06_b0.1_a0.yaml").read_text())
+    assert commands[1][0].endswith("run_sft.py") and commands[2][0].endswith("run_dpo.py")
+    for recipe, base in ((rft, "sft.yaml"), (dpo, "dpo_pts.yaml")):
+        assert recipe["max_length"] == yaml.safe_load((REPO / "recipes" / "smollm2" / base).read_text())["max_length"]
+        assert (recipe["per_device_train_batch_size"], recipe["learning_rate"]) == (4, 1e-6)
+        assert recipe["datasets"] == [{"path": "json", "data_files": "d.jsonl"}]
+    assert rft["assistant_only_loss"] is True and "chat_template_path" not in rft  # SmolLM2 keeps its own template
+
+    dpo_effect.score(args, work, Path("/ckpt/dpo"), args.held_out_benchmark)
+    assert commands[-1][1:5] == ["recipes/smollm2/eval.yaml", "--model_name_or_path", "/ckpt/dpo", "--benchmarks"]
+    assert commands[-1][5] == "smollm2_questions"
+
+    # Explicit backend options replace the default ones (transformers on a GPU without vLLM).
+    args.backend, args.backend_kwargs = "transformers", '{"device": "cuda", "max_batch_rows": 512}'
+    assert dpo_effect.generation_backend(args) == {"backend": "transformers",
+                                                   "backend_kwargs": {"device": "cuda", "max_batch_rows": 512}}
+
+
+def test_the_pts_system_prompt_reaches_the_whole_response_arms_and_pivot_kinds_read_either_template(tmp_path):
+    samples = [{"id": f"q{i}", "question": f"Q{i}?", "answer": "7", "system_prompt": "Be brief.",
+                "responses": [{"text": "7", "correct": True}, {"text": "6", "correct": False}]} for i in range(20)]
+    data, _ = dpo_effect.arm_datasets(argparse.Namespace(seed=1), tmp_path, [], samples)
+    rows = {arm: [json.loads(line) for line in Path(data[arm]["file"]).read_text().splitlines()] for arm in ("full", "rft")}
+    assert rows["full"] and rows["rft"]
+    assert all(r["prompt"][0] == {"role": "system", "content": "Be brief."} for r in rows["full"])
+    assert all(r["messages"][:2] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": r["messages"][1]["content"]}]
+               for r in rows["rft"])
+    assert dpo_effect.chat_prompt("Q?", None) == [{"role": "user", "content": "Q?"}]  # the tiny run's prompt
+    assert dpo_effect.response_prefix("<|im_start|>user<|im_sep|>3 + 4<|im_end|><|im_start|>assistant<|im_sep|>3 +") == "3 +"
+    chatml = "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\nThe answer is"
+    assert dpo_effect.response_prefix(chatml) == "The answer is"
+
+
+def _smollm2_questions():
+    spec = importlib.util.spec_from_file_location("pts_smollm2_questions", REPO / "bench" / "pts_smollm2_questions.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_smollm2_validation_split_is_disjoint_and_its_benchmarks_read_the_generated_files(tmp_path, monkeypatch):
+    from phi4_recipes.evaluation.registry import LOCAL_TASKS_DIR, load_registry
+
+    questions = _smollm2_questions()
+    questions.main(["--out", str(tmp_path / "q"), "--per_split", "40", "--validation", "30"])
+    split = {name: [json.loads(line) for line in (tmp_path / "q" / f"{name}.jsonl").read_text().splitlines()]
+             for name in ("search", "heldout", "validation")}
+    assert len(split["validation"]) >= 25
+    for a, b in (("validation", "search"), ("validation", "heldout"), ("heldout", "search")):
+        for key in ("id", "question"):
+            assert not {r[key] for r in split[a]} & {r[key] for r in split[b]}, (a, b, key)
+    # Asking for a validation split leaves the search and held-out splits as they were.
+    assert (split["search"], split["heldout"]) == tuple(questions.generate(40, 0))
+
+    spec = importlib.util.spec_from_file_location("smollm2_task_utils", LOCAL_TASKS_DIR / "phi4_smollm2_questions" / "utils.py")
+    utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils)
+    monkeypatch.setenv(utils.QUESTIONS_ENV, str(tmp_path / "q"))
+    assert list(utils.load_validation()["test"]) == split["validation"]
+    assert list(utils.load_heldout()["test"]) == split["heldout"]
+    doc = split["heldout"][0]
+    assert utils.process_results(doc, [f"So it is {doc['answer']}. The answer is {doc['answer']}."]) == {"accuracy": 1}
+    assert utils.process_results(doc, [f"The answer is {int(doc['answer']) + 1}."]) == {"accuracy": 0}
+    monkeypatch.setenv(utils.QUESTIONS_ENV, str(tmp_path / "none"))
+    with pytest.raises(FileNotFoundError, match="PHI4_SMOLLM2_QUESTIONS"):
+        utils.load_validation()
+
+    registry = load_registry()
+    assert registry["smollm2_questions"].task == "phi4_smollm2_questions"
+    assert registry["smollm2_questions_validation"].task == "phi4_smollm2_questions_validation"
+    eval_recipe = yaml.safe_load((REPO / "recipes" / "smollm2" / "eval.yaml").read_text())
+    assert eval_recipe["system_prompt"] == yaml.safe_load((REPO / "recipes" / "smollm2" / "pts.yaml").read_text())["system_prompt"]
+
+
+def test_the_smollm2_gpu_script_parses_and_names_real_options(capsys):
+    script = REPO / "bench" / "dpo_effect_smollm2_gpu.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    with pytest.raises(SystemExit):
+        dpo_effect.build_parser().parse_args(["run", "--help"])
+    run_help = capsys.readouterr().out
+    others = {"--package", "--out", "--per_split", "--validation"}  # import_gguf's and the question generator's
+    options = {word for word in script.read_text().split() if word.startswith("--") and word[2:].isidentifier()}
+    assert options - others and all(option in run_help for option in options - others), options - others
+    text = script.read_text()
+    assert "--validation_benchmark smollm2_questions_validation --held_out_benchmark smollm2_questions" in text
+
+
+def test_margin_summary_reads_tenths_of_the_steps_averaged_over_seeds():
+    """One step's margin is one batch's, so the table reads means over the first, middle and last tenth."""
+    def run(offset: float) -> dict:
+        curve = [{"step": i + 1, "rewards/margins": i + offset} for i in range(100)]
+        return {"arms": {"pts/x": {"margins": curve, "held_out_margins": {"pairs": 4, "mean": offset, "accuracy": 0.5}}}}
+
+    text = dpo_effect.margin_summary([run(0.0), run(1.0)], "pts/x")
+    assert text.startswith("+5.000 -> +50.000 -> +95.000")
+    assert "held-out pairs +0.500 (50% > 0)" in text
+    assert dpo_effect.margin_summary([{"arms": {"rft/x": {"margins": []}}}], "rft/x") == "-"
