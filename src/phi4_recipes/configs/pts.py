@@ -1,10 +1,10 @@
 """Options of ``run_pts.py``: which model answers which questions, how the search runs, where the shards go.
 
     python src/phi4_recipes/run_pts.py recipes/tiny/pts.yaml --max_questions 4
-    python src/phi4_recipes/run_pts.py --config recipes/pts.yaml --num_shards 8 --shard_index 3
+    python src/phi4_recipes/run_pts.py --config recipes/pts.yaml --executor slurm --tasks 8
 
 The search knobs are :class:`~phi4_recipes.pts.SearchSettings`' own fields, inherited, and the model and
-shard options those of ``producers``, so a recipe reads flat and each option is declared (and documented) once.
+executor options those of ``producers``, so a recipe reads flat and each option is declared (and documented) once.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from phi4_recipes.pts import SearchSettings
 from phi4_recipes.recipe_checks import RecipeError
 from phi4_recipes.verify import ORACLE_KINDS
 
-from .producers import DatasetRowsArguments, GeneratorArguments, ShardArguments
+from .producers import DatasetRowsArguments, ExecutorArguments, GeneratorArguments
 
 REQUIRED_KEYS = ("model_name_or_path", "dataset_name", "output_dir")
 
 
 @dataclass
-class PTSScriptArguments(SearchSettings, GeneratorArguments, DatasetRowsArguments, ShardArguments):
+class PTSScriptArguments(SearchSettings, GeneratorArguments, DatasetRowsArguments, ExecutorArguments):
     """One PTS run: the search knobs of :class:`SearchSettings`, and the run's own options below.
 
     Each question is searched with the run's :meth:`search_settings` and a seed of its own, derived from the
