@@ -10,9 +10,11 @@ One run, one model, the same questions, oracle, responses and p_gap for every me
 * **peer**: the algorithm of codelion/pts (``pts run``, the most complete public PTS), re-implemented here on
   the same sampler at its CLI defaults: p(question) from ``--num-samples 50`` rollouts against
   ``[--min-prob, --max-prob]``, then recursive bisection at the token-count midpoint with a fixed 50 rollouts per
-  prefix string (cached), a one-token segment moving p by ``--prob-threshold`` being a pivot, and for each
-  positive pivot the rejected token from the top ``--num-candidates 10`` next tokens, 50 rollouts each, first
-  one whose p falls by the threshold. Two courtesies make it cheaper than the real thing: the full response's
+  prefix string (cached), a one-token segment moving p by ``--prob-threshold`` being a pivot. Its rollouts are
+  those of ``pts run`` alone. The rejected token (for each positive pivot, the first of the top
+  ``--num-candidates 10`` next tokens, 50 rollouts each, whose p falls by the threshold) is not part of
+  ``pts run``: codelion/pts does it in ``pts export``, where it is broken, so here it is run and counted apart
+  (``peer_rejected_search_rollouts``, and the peer's pairs). Two courtesies make it cheaper than the real thing: the full response's
   success is the oracle's verdict (the peer samples it), and the empty prefix is estimated once (the peer keys
   the filter's estimate and the bisection's first one differently and samples both);
 * **reference**: ``--reference_rollouts`` fresh rollouts (seeds neither method uses) at every prefix next to a
@@ -25,8 +27,9 @@ One run, one model, the same questions, oracle, responses and p_gap for every me
 Scoring, for each method's pivots: *strict* counts a pivot real when the reference's |Delta p| >= p_gap;
 *tolerant* also credits one within 2 reference stderr of p_gap, and takes recall only over the reference
 pivots that clear p_gap by 2 stderr (a borderline token is neither a required find nor a false one). Recall
-covers the reference pivots of questions whose reference p(question) lies in [p_min, p_max]. Rollouts per
-real pivot divide all of a method's rollouts by its strict true pivots.
+covers the reference pivots of questions whose reference p(question) lies in [p_min, p_max]: one estimate per
+question, pooling the empty-prefix rollouts of its responses (they estimate the same p), not "in band by either
+response's estimate". Rollouts per real pivot divide all of a method's search rollouts by its strict true pivots.
 """
 
 from __future__ import annotations
@@ -126,15 +129,25 @@ def model_ranking(model) -> Callable[[list[int], list[int]], list[int]]:
     return rank
 
 
-def peer_search(chosen: Chosen, sampler, stops, rank_next, config: SearchSettings) -> tuple[list[int], int, int]:
-    """codelion/pts at its CLI defaults on one response: (pivot positions, rollouts, pairs found).
+@dataclass
+class PeerSearch:
+    """codelion/pts on one response: its `pts run` (pivots, rollouts) and, apart, its `pts export` rejected tokens."""
+
+    positions: list[int]
+    rollouts: int
+    rejected_search_rollouts: int
+    pairs: int
+
+
+def peer_search(chosen: Chosen, sampler, stops, rank_next, config: SearchSettings) -> PeerSearch:
+    """codelion/pts at its CLI defaults on one response.
 
     :param rank_next: ``(query, prefix) -> token ids``, most likely next token first.
     """
     peer_config = config.with_seed(derive_seed(chosen.seed, "peer"))
     result = find_pivotal_tokens_baseline(chosen.query, chosen.response, sampler, chosen.oracle, PEER_SAMPLES,
                                           peer_config)
-    rollouts, pairs = result.rollouts, 0
+    rejected_rollouts, pairs = 0, 0
     for pivot in result.pivots:
         if pivot.p_after <= pivot.p_before:
             continue
@@ -144,11 +157,24 @@ def peer_search(chosen: Chosen, sampler, stops, rank_next, config: SearchSetting
             seed = derive_seed(peer_config.seed, "peer-rejected", pivot.position, candidate)
             p_alt = count(sampler, chosen.oracle, stops, chosen.query, prefix + [candidate], PEER_SAMPLES,
                           seed) / PEER_SAMPLES
-            rollouts += PEER_SAMPLES
+            rejected_rollouts += PEER_SAMPLES
             if pivot.p_before - p_alt >= config.p_gap:
                 pairs += 1
                 break
-    return ([p.position for p in result.pivots] if result.status == "searched" else []), rollouts, pairs
+    positions = [p.position for p in result.pivots] if result.status == "searched" else []
+    return PeerSearch(positions, result.rollouts, rejected_rollouts, pairs)
+
+
+def questions_in_band(chosen: list[Chosen], p_min: float, p_max: float) -> set[str]:
+    """Questions whose reference p(question) is in [p_min, p_max]: the empty-prefix rollouts of all of a question's
+    responses pooled into one estimate, since they all estimate the same p(question)."""
+    pooled: dict[str, list[int]] = {}
+    for c in chosen:
+        successes, trials = c.reference[0]
+        total = pooled.setdefault(c.question_id, [0, 0])
+        total[0] += successes
+        total[1] += trials
+    return {question for question, (successes, trials) in pooled.items() if p_min <= successes / trials <= p_max}
 
 
 def score(name: str, found: dict[tuple[str, int], list[int]], rollouts: int, chosen: list[Chosen],
@@ -210,7 +236,7 @@ def run(args: PTSScriptArguments, reference_rollouts: int) -> dict:
     ours_found: dict[tuple[str, int], list[int]] = {}
     peer_found: dict[tuple[str, int], list[int]] = {}
     chosen: list[Chosen] = []
-    ours_rollouts = peer_rollouts = reference_total = peer_pairs = ours_pairs = 0
+    ours_rollouts = peer_rollouts = peer_rejected_rollouts = reference_total = peer_pairs = ours_pairs = 0
     seconds = {"ours": 0.0, "peer": 0.0, "reference": 0.0}
     for question in tqdm(questions, desc="questions", unit="question"):
         oracle = ResponseOracle(tokenizer, question, args.oracle_options)
@@ -235,17 +261,17 @@ def run(args: PTSScriptArguments, reference_rollouts: int) -> dict:
                        sampler.token_logprobs(query, responses[index]))
             chosen.append(c)
             tick = time.perf_counter()
-            peer_found[(question.id, index)], spent, pairs = peer_search(c, sampler, stops, rank_next, config)
+            peer = peer_search(c, sampler, stops, rank_next, config)
+            peer_found[(question.id, index)] = peer.positions
             seconds["peer"] += time.perf_counter() - tick
             # The peer's filter sits on the first response (all responses share its p(question) estimate).
-            if index != indices[0]:
-                spent -= PEER_SAMPLES
-            peer_rollouts += spent
-            peer_pairs += pairs
+            peer_rollouts += peer.rollouts - (PEER_SAMPLES if index != indices[0] else 0)
+            peer_rejected_rollouts += peer.rejected_search_rollouts
+            peer_pairs += peer.pairs
             tick = time.perf_counter()
             reference_total += estimate_reference(c, sampler, stops, reference_rollouts, config.p_gap)
             seconds["reference"] += time.perf_counter() - tick
-    in_band = {c.question_id for c in chosen if config.p_min <= reference_p(c, 0)[0] <= config.p_max}
+    in_band = questions_in_band(chosen, config.p_min, config.p_max)
     generator.close()
     results = [score("ours", ours_found, ours_rollouts, chosen, in_band, config.p_gap),
                score("peer (codelion/pts defaults)", peer_found, peer_rollouts, chosen, in_band, config.p_gap)]
@@ -256,6 +282,7 @@ def run(args: PTSScriptArguments, reference_rollouts: int) -> dict:
         "questions_in_band_by_reference": len(in_band), "p_gap": config.p_gap,
         "reference_rollouts_per_prefix": reference_rollouts, "reference_rollouts": reference_total,
         "ours_vs_peer_rollouts_per_real_pivot": round(ours / peer, 3) if ours and peer else None,
+        "peer_rejected_search_rollouts": peer_rejected_rollouts,
         "methods": results, "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
@@ -272,7 +299,9 @@ def markdown(summary: dict) -> str:
         lines.append(f"| {m['method']} | {m['pivots']} | {m['precision_strict']} / {m['precision_tolerant']} | "
                      f"{m['recall_strict']} / {m['recall_tolerant']} | {m['rollouts']:,} | "
                      f"{m['rollouts_per_real_pivot']} | {m['pairs']} |")
-    lines.append(f"\nours / peer rollouts per real pivot: {summary['ours_vs_peer_rollouts_per_real_pivot']}")
+    lines.append(f"\nours / peer rollouts per real pivot: {summary['ours_vs_peer_rollouts_per_real_pivot']} (the peer's "
+                 f"`pts run`; its `pts export` rejected-token search spent {summary['peer_rejected_search_rollouts']:,} "
+                 "more, for its pairs)")
     return "\n".join(lines)
 
 

@@ -57,11 +57,23 @@ def test_score_counts_a_low_headroom_token_as_false_and_a_missed_pivot_against_r
 def test_peer_algorithm_bisects_with_fixed_samples_and_finds_a_rejected_token():
     task = make_task("sharp_pivot", seed=3)
     chosen = _chosen(task)
-    positions, rollouts, pairs = pts_reference.peer_search(
+    peer = pts_reference.peer_search(
         chosen, task.sampler(logprobs=False), [], lambda query, prefix: list(range(VOCAB_SIZE)), PTSConfig(seed=1))
-    assert positions and set(positions) <= set(range(len(task.response_ids)))
-    # Every estimate is a fixed 50 rollouts: the filter, the bisection, the rejected-token candidates.
-    assert rollouts % pts_reference.PEER_SAMPLES == 0 and rollouts >= 3 * pts_reference.PEER_SAMPLES
+    assert peer.positions and set(peer.positions) <= set(range(len(task.response_ids)))
+    # Every estimate is a fixed 50 rollouts: the filter and the bisection (`pts run`); the rejected-token candidates
+    # (codelion's `pts export`) are counted apart, and are what gives a pair.
+    assert peer.rollouts % pts_reference.PEER_SAMPLES == 0 and peer.rollouts >= 3 * pts_reference.PEER_SAMPLES
+    assert peer.rejected_search_rollouts % pts_reference.PEER_SAMPLES == 0
+    assert (peer.pairs > 0) <= (peer.rejected_search_rollouts > 0) and peer.pairs <= len(peer.positions)
     true = set(task.true_pivots(0.2))
-    assert true & set(positions)
-    assert pairs <= len(positions)
+    assert true & set(peer.positions)
+
+
+def test_a_question_is_in_band_by_its_own_pooled_reference_p_not_by_either_response():
+    def response(question: str, index: int, successes: int) -> pts_reference.Chosen:
+        return pts_reference.Chosen(question, index, [1], [2], bool, 0, [0.0], {0: (successes, 100)})
+
+    # p(question) estimates 0.15 and 0.27 from two responses: pooled 0.21, in band; 0.10 and 0.25: 0.175, out
+    # (the old rule, in band by either response's estimate, took both).
+    chosen = [response("a", 0, 15), response("a", 1, 27), response("b", 0, 10), response("b", 1, 25)]
+    assert pts_reference.questions_in_band(chosen, 0.2, 0.8) == {"a"}

@@ -8,6 +8,7 @@ from phi4_recipes.data.tiny import (
     choice_rows,
     step_by_step,
     tiny_datasets,
+    validation_problems,
     write_tiny_datasets,
 )
 from phi4_recipes.evaluation.contamination import overlap_report
@@ -50,6 +51,26 @@ def test_held_out_split_is_large_distinct_and_shares_no_13_gram_with_training_te
     assert report["arithmetic"]["indexed_items"] == len(test), "every question is long enough to be checked"
     assert report["arithmetic"]["contaminated_items"] == 0
     assert report["choice"]["contaminated_items"] == 0
+
+
+def test_validation_split_is_new_computations_apart_from_both_training_and_held_out_items():
+    data = tiny_datasets()
+    validation, test = data["arithmetic_validation"], data["arithmetic_test"]
+    assert validation == validation_problems(test) and len(validation) == 124
+
+    def computation(p):
+        return tuple(p["solution"].split(":")[0].split())
+
+    held_out = {computation(p) for p in test}
+    assert len({computation(p) for p in validation}) == len(validation), "each item is its own computation"
+    assert not held_out & {computation(p) for p in validation}, "settings are never chosen on held-out items"
+    train_pairs = {computation(p)[::2] for p in data["arithmetic_train"]}
+    assert not train_pairs & {computation(p)[::2] for p in validation}, "no operand pair is seen in training"
+    train_texts = [json.dumps(row) for row in data["arithmetic_train"] + data["sft_train"] + data["pretrain_synthetic"]]
+    items = {"validation": ([p["question"] for p in validation], [p["id"] for p in validation])}
+    report = overlap_report(train_texts, [str(i) for i in range(len(train_texts))], items, n=13)
+    assert report["validation"]["indexed_items"] == len(validation)
+    assert report["validation"]["contaminated_items"] == 0
 
 
 def test_multiple_choice_rows_teach_a_letter_and_digits_are_single_tokens():

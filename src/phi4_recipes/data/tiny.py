@@ -3,7 +3,7 @@
 Everything is generated from a seed, so the files under data/tiny/ can be rebuilt bit for bit
 (`python -m phi4_recipes.data.tiny data/tiny`), and a test checks that the committed copy matches. The
 same problems feed every tiny stage: plain-text pretraining, SFT conversations, PTS questions with
-reference answers, and held-out splits for evaluation.
+reference answers, a validation split to choose settings on, and held-out splits for evaluation.
 
 Why this shape (issue 19): a solution is written digit by digit, so the decisions a small model has to get
 right are single tokens (the operator read off the wording, a carry or borrow of 0 or 1, each digit), which
@@ -36,7 +36,7 @@ TEMPLATES = [
 
 SPLITS = ("train", "test")
 TRAIN_PROBLEMS, TEST_PROBLEMS, TRAIN_CHOICE = 6000, 500, 2400
-# + TRAIN_CHOICE multiple-choice = 4,800 SFT rows, 2 epochs of 300 steps of 16 (the CPU budget). Half are
+# + TRAIN_CHOICE multiple-choice = 4,800 SFT rows, 300 steps of 16 per epoch (recipes/tiny/sft.yaml runs 3). Half are
 # multiple choice: with a fifth, the SFT model often miscopied the operands of a question followed by four
 # options, and held-out arithmetic was 68.8% instead of 77.6% (seed 1, bench/RESULTS.md issue 19).
 SFT_PROBLEMS = 2400
@@ -73,24 +73,46 @@ def arithmetic_problems(split: str, n: int, seed: int = 0) -> list[dict]:
         x, y = rng.randint(10, 199), rng.randint(2, 9)
         if op == "-" and y >= x:
             continue
-        name, item = rng.choice(NAMES), rng.choice(ITEMS)
-        question = question_t.format(n=name, i=item, x=x, y=y)
+        question = question_t.format(n=rng.choice(NAMES), i=rng.choice(ITEMS), x=x, y=y)
         # Held-out items are distinct computations, so that items are independent for the stderr.
         key = (op, x, y) if split == "test" else question
         if key in seen or _split_of(x, y) != split:
             continue
         seen.add(key)
-        result, steps = step_by_step(op, x, y)
-        solution = f"{steps} The answer is {result}."
-        problems.append(
-            {
-                "id": f"arith-{split}-{hashlib.sha1(question.encode()).hexdigest()[:10]}",
-                "question": question,
-                "answer": str(result),
-                "solution": solution,
-                "messages": [{"role": "user", "content": question}, {"role": "assistant", "content": solution}],
-            }
-        )
+        problems.append(_problem(split, op, x, y, question))
+    return problems
+
+
+def _problem(split: str, op: str, x: int, y: int, question: str) -> dict:
+    result, steps = step_by_step(op, x, y)
+    solution = f"{steps} The answer is {result}."
+    return {
+        "id": f"arith-{split}-{hashlib.sha1(question.encode()).hexdigest()[:10]}",
+        "question": question,
+        "answer": str(result),
+        "solution": solution,
+        "messages": [{"role": "user", "content": question}, {"role": "assistant", "content": solution}],
+    }
+
+
+def validation_problems(held_out: list[dict], seed: int = 2) -> list[dict]:
+    """The validation split: every computation of the held-out operand pairs that the held-out items do not use.
+
+    Settings (SFT steps, DPO learning rate, ...) are chosen on these, never on the held-out items. They share no
+    operand pair with training text, like the held-out set, so they measure the same thing: computations the model
+    never saw. There are 124 of them, one wording each (distinct computations, so items are independent).
+    """
+    used = {tuple(p["solution"].split(":")[0].split()) for p in held_out}
+    rng = random.Random(seed)
+    problems = []
+    for op in "+-":
+        for x in range(10, 200):
+            for y in range(2, 10):
+                if _split_of(x, y) != "test" or (str(x), op, str(y)) in used:
+                    continue
+                question_t = rng.choice([t for o, t in TEMPLATES if o == op])
+                question = question_t.format(n=rng.choice(NAMES), i=rng.choice(ITEMS), x=x, y=y)
+                problems.append(_problem("validation", op, x, y, question))
     return problems
 
 
@@ -203,9 +225,11 @@ def tiny_datasets() -> dict[str, list[dict]]:
     """Every built-in tiny dataset, by file stem."""
     train = arithmetic_problems("train", TRAIN_PROBLEMS + TRAIN_CHOICE, seed=0)
     problems, choice_problems = train[:TRAIN_PROBLEMS], train[TRAIN_PROBLEMS:]
+    test = arithmetic_problems("test", TEST_PROBLEMS, seed=1)
     return {
         "arithmetic_train": problems,
-        "arithmetic_test": arithmetic_problems("test", TEST_PROBLEMS, seed=1),
+        "arithmetic_test": test,
+        "arithmetic_validation": validation_problems(test),
         "sft_train": sft_conversations(problems[:SFT_PROBLEMS], choice_problems),
         # 1,500 worked problems for run_synth's rewrite (the stand-in rewrites ~30 per second) -> pretraining.
         "pretrain_synthetic": [{"id": p["id"], "text": p["question"] + " " + p["solution"]} for p in problems[:1500]],

@@ -17,6 +17,11 @@ def load_arithmetic_test(**_metadata) -> datasets.DatasetDict:
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(tiny_datasets()["arithmetic_test"])})
 
 
+def load_arithmetic_validation(**_metadata) -> datasets.DatasetDict:
+    """The validation split (data/tiny/arithmetic_validation.jsonl), under lm-eval's `test` split name."""
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(tiny_datasets()["arithmetic_validation"])})
+
+
 def process_results(doc: dict, results: list[str]) -> dict[str, int]:
     """1 when the completion's final answer equals the reference number, else 0."""
     return {"accuracy": int(math_equal(results[0], doc["answer"]))}
