@@ -239,11 +239,11 @@ def test_slurm_submission_of_a_producer_recipe(tmp_path, monkeypatch):
     (args,) = parse_recipe(PTSScriptArguments, argv=[
         "recipes/pts.yaml", "--dataset_name", str(questions), "--id_field", "id", "--question_field", "question",
         "--answer_field", "answer", "--output_dir", str(out), "--slurm_venv_path", "/shared/envs/phi4/bin/activate"])
-    assert (args.executor, args.tasks, args.slurm_gpus_per_task) == ("slurm", 8, 1)
+    assert (args.executor, args.tasks, args.slurm_gpus_per_task) == ("slurm", 8, 2)
     assert main(args) == {}  # submitted, nothing exported yet
     array, merge = sorted((tmp_path / "submitted").iterdir())
     script = (array / "script").read_text()
-    for line in ("#SBATCH --array=0-7", "#SBATCH --partition=gpu", "#SBATCH --gpus=1", "#SBATCH --job-name=pts",
+    for line in ("#SBATCH --array=0-7", "#SBATCH --partition=gpu", "#SBATCH --gpus=2", "#SBATCH --job-name=pts",
                  "source /shared/envs/phi4/bin/activate", f"launch_pickled_pipeline {out / 'logs' / 'executor.pik'}"):
         assert line in script, line
     assert f"#SBATCH --output={out}/logs/slurm/" in script
@@ -266,6 +266,34 @@ def test_slurm_submission_of_a_producer_recipe(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="outputs/phi4-14b/sft"):  # the export loads the recipe's (absent) tokenizer
         main(args)
     assert not (tmp_path / "not-submitted").exists()
+
+
+@pytest.mark.parametrize("recipe, rows, tasks, gpus", [
+    ("recipes/judge.yaml", [{"prompt_id": f"p{i}", "prompt": f"Tell me about the number {i}."} for i in range(5)],
+     16, 2),
+    ("recipes/synth/rewrite_slurm.yaml", [{"id": f"s{i}", "text": f"Seed passage number {i}."} for i in range(5)],
+     64, 1),
+])
+def test_at_scale_judge_and_synth_recipes_submit_a_gpu_array(recipe, rows, tasks, gpus, tmp_path, monkeypatch):
+    """The judge and synth recipes as written (only their input and output moved here) submit one array of
+    `tasks` jobs, each with the GPUs its vLLM engine shards over and the recipe's virtualenv."""
+    monkeypatch.setenv("PATH", f"{_stand_in_sbatch(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("SBATCH_LOG", str(tmp_path / "submitted"))
+    monkeypatch.chdir(REPO)
+    from phi4_recipes import run_judge as judge_script
+    from phi4_recipes import run_synth as synth_script
+
+    script, options = (judge_script, JudgeScriptArguments) if "judge" in recipe else (synth_script, SynthScriptArguments)
+    out = tmp_path / "out"
+    (args,) = parse_recipe(options, argv=[recipe, "--dataset_name", str(write_jsonl(tmp_path / "rows.jsonl", rows)),
+                                          "--output_dir", str(out)])
+    assert script.main(args) == {}  # submitted, nothing exported yet
+    array = sorted((tmp_path / "submitted").iterdir())[0]
+    lines = (array / "script").read_text().splitlines()
+    for line in (f"#SBATCH --array=0-{tasks - 1}", "#SBATCH --partition=gpu", f"#SBATCH --gpus={gpus}",
+                 "source .venv/bin/activate", f"#SBATCH --cpus-per-task={args.slurm_cpus_per_task}"):
+        assert any(line in written for written in lines), line
+    assert not list(out.glob("shard-*")) and (out / "settings.json").is_file()
 
 
 def test_curation_slurm_stages_depend_on_each_other(tmp_path, monkeypatch):

@@ -45,7 +45,7 @@ def read_recipe_questions(args: PTSScriptArguments) -> tuple[Dataset, list[Quest
 def open_sampler(args: PTSScriptArguments) -> tuple[Any, Generator, PTSSampler, list[int]]:
     """The recipe's model as a PTS sampler: (tokenizer, generator to close, sampler, end-of-turn ids)."""
     tokenizer = get_tokenizer(args.tokenizer_name_or_path, args.model_name_or_path)
-    generator = build_generator(args.backend, args.model_name_or_path, tokenizer, **(args.backend_kwargs or {}))
+    generator = build_generator(args.backend, args.model_name_or_path, tokenizer, **args.backend_options())
     stop_ids = stop_token_ids(tokenizer)
     params = SamplingParams(temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
                             stop_token_ids=stop_ids)

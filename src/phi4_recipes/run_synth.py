@@ -34,7 +34,7 @@ RECORD_KEYS = ("id", "rows", "drops", "bad")  # SourceResult.to_json
 def build_model(args: SynthScriptArguments) -> ChatModel | None:
     if not args.needs_model:
         return None
-    kwargs = dict(args.backend_kwargs or {})
+    kwargs = args.backend_options()
     tokenizer = None
     if args.backend != "openai":  # an endpoint applies its own chat template (/v1/chat/completions)
         from phi4_recipes.model_loading import get_tokenizer
@@ -42,8 +42,6 @@ def build_model(args: SynthScriptArguments) -> ChatModel | None:
         tokenizer = get_tokenizer(args.tokenizer_name_or_path, args.model_name_or_path)
     else:
         kwargs.setdefault("server_extensions", False)
-        if args.base_url:
-            kwargs["base_url"] = args.base_url
     generator = build_generator(args.backend, args.model_name_or_path, tokenizer, **kwargs)
     params = SamplingParams(temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
                             seed=args.seed)

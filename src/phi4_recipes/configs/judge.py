@@ -76,6 +76,10 @@ class JudgeScriptArguments(DatasetRowsArguments, ExecutorArguments):
         if not self.dataset_name and not self.include_rai_prompts:
             raise RecipeError(f"{source}: no prompts: set dataset_name or include_rai_prompts")
         self.responder_specs: list[ResponderSpec] = parse_responders(self.responders, source)
+        engines = [int(s.backend_kwargs.get("tensor_parallel_size", 1)) for s in self.responder_specs
+                   if s.backend == "vllm"]
+        if engines:  # in-process vLLM responders share the task's GPUs, each sharded over up to all of them
+            self.check_vllm_gpus(source, max(engines))
         names = [s.name for s in self.responder_specs]
         if self.pairing not in PAIRING_STRATEGIES:
             raise RecipeError(f"{source}: pairing '{self.pairing}' is not one of {PAIRING_STRATEGIES}")

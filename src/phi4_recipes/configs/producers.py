@@ -35,9 +35,19 @@ class GeneratorArguments:
     backend: str = field(default="transformers", metadata={"help": f"One of {', '.join(BACKENDS)}."})
     backend_kwargs: dict[str, Any] | None = field(
         default=None, metadata={"help": "Passed to the backend, e.g. {max_batch_rows: 64} (transformers), "
-                                        "{tensor_parallel_size: 8} (vllm), {base_url: ...} (openai)."})
+                                        "{tensor_parallel_size: 2} (vllm), {api_key_env: ...} (openai)."})
+    base_url: str | None = field(
+        default=None, metadata={"help": "The endpoint of the openai backend (overrides backend_kwargs.base_url), "
+                                        "e.g. http://127.0.0.1:8000/v1 for `vllm serve`."})
     system_prompt: str | None = field(default=None, metadata={"help": "System message before every prompt."})
     max_new_tokens: int = field(default=512, metadata={"help": "Cap on every model reply."})
+
+    def backend_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``build_generator``: ``backend_kwargs``, and ``base_url`` for the endpoint."""
+        options = dict(self.backend_kwargs or {})
+        if self.backend == "openai" and self.base_url:
+            options["base_url"] = self.base_url
+        return options
 
 
 @dataclass
@@ -64,6 +74,10 @@ class ExecutorArguments:
         default=None, metadata={"help": "Activate script the Slurm jobs source, e.g. .venv/bin/activate."})
     slurm_logs_dir: str | None = field(default=None, metadata={"help": "Slurm log folder (default: "
                                                                        "output_dir/logs/slurm)."})
+    ray_cpus_per_task: int = field(default=1, metadata={"help": "CPUs Ray reserves for each task."})
+    ray_gpus_per_task: int = field(
+        default=0, metadata={"help": "GPUs Ray reserves for each task (and makes visible to it); vllm: at least "
+                                     "tensor_parallel_size."})
     recipe_path: str | None = field(default=None, metadata={"help": "Filled in by the parser."})
 
     def check_producer_keys(self, required: tuple[str, ...]) -> str:
@@ -82,4 +96,24 @@ class ExecutorArguments:
         backend = getattr(self, "backend", None)
         if backend is not None and backend not in BACKENDS:
             raise RecipeError(f"{source}: backend '{backend}' is not one of {BACKENDS}")
+        if backend == "vllm":
+            self.check_vllm_gpus(source, (self.backend_kwargs or {}).get("tensor_parallel_size", 1))
         return source
+
+    def check_vllm_gpus(self, source: str, tensor_parallel_size: int) -> None:
+        """An in-process vLLM engine of ``tensor_parallel_size`` GPUs fits the GPUs the executor gives a task.
+
+        Slurm and Ray make only a task's own GPUs visible to it, so a task given fewer than the engine shards
+        over fails after minutes in the queue; local workers all see every GPU of the machine, so two of them
+        would put two engines on the same GPUs.
+        """
+        tp = int(tensor_parallel_size)
+        given = {"slurm": ("slurm_gpus_per_task", self.slurm_gpus_per_task),
+                 "ray": ("ray_gpus_per_task", self.ray_gpus_per_task)}.get(self.executor)
+        if given is not None and given[1] < tp:
+            raise RecipeError(f"{source}: backend vllm with tensor_parallel_size {tp} needs key '{given[0]}' >= {tp} "
+                              f"(got {given[1]}): a task sees only the GPUs its executor gives it")
+        if self.executor == "local" and min(self.workers, self.tasks) > 1:
+            raise RecipeError(f"{source}: backend vllm with executor local needs key 'workers' 1 (got {self.workers}):"
+                              " local workers all see this machine's GPUs, so each would load an engine onto the same"
+                              " ones; shard one engine over them with tensor_parallel_size, or use slurm or ray")

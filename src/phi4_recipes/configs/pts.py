@@ -68,6 +68,12 @@ class PTSScriptArguments(SearchSettings, GeneratorArguments, DatasetRowsArgument
             raise RecipeError(f"{source}: responses_per_question must be >= 1")
         if self.max_questions is not None and self.max_questions < 1:
             raise RecipeError(f"{source}: max_questions must be >= 1")
+        if self.backend == "openai" and (self.backend_kwargs or {}).get("server_extensions", True) is not True:
+            # The search cuts responses at token positions and DPO trains on the exact ids, so text re-tokenised
+            # on this side would move pivots; only a server that returns the sampled ids (vLLM) can run PTS.
+            raise RecipeError(f"{source}: PTS through backend openai needs the sampled token ids (vLLM's "
+                              "return_token_ids): key 'backend_kwargs.server_extensions' must be true; an API that "
+                              "returns text only cannot run PTS")
         try:
             super().__post_init__()
         except ValueError as err:

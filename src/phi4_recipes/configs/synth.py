@@ -137,10 +137,7 @@ class SynthScriptArguments(GeneratorArguments, DatasetRowsArguments, ExecutorArg
         default=None, metadata={"help": "The workflow's own knobs (see its options dataclass in configs/synth.py)."})
     seed: int = field(default=42, metadata={"help": "Root of every row's sampling seed (per row id and step)."})
 
-    # Model: writer, annotator and critic are the same endpoint here.
-    base_url: str | None = field(
-        default=None, metadata={"help": "The endpoint of the openai backend (overrides backend_kwargs.base_url), "
-                                        "e.g. http://127.0.0.1:8000/v1 for `vllm serve`."})
+    # Model (GeneratorArguments'): writer, annotator and critic are the same model here.
     prompt_version: str = field(default="v1", metadata={"help": "Folder of synth/prompts/ the prompts come from."})
     temperature: float = field(default=0.8, metadata={"help": "Writer and answer sampling temperature."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus mass for sampling."})

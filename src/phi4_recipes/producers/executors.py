@@ -3,7 +3,7 @@ one place for curation and the producers alike.
 
 ``options`` is a recipe's options object: it reads ``executor``, ``workers``, ``local_start_method`` and, for
 Slurm, the ``slurm_*`` keys (partition, time, cpus_per_task, gpus_per_task, mem_per_cpu_gb, qos, venv_path,
-logs_dir).
+logs_dir), for Ray the ``ray_*`` keys (cpus_per_task, gpus_per_task).
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ def build_executor(pipeline: list, options: Any, *, tasks: int, logging_dir: str
     if options.executor == "ray":
         from datatrove.executor.ray import RayPipelineExecutor
 
+        # Ray makes a task's reserved GPUs (and only those) visible to it: an in-process vLLM engine needs them
         return RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=options.workers, logging_dir=logging_dir,
-                                   depends=depends)
+                                   depends=depends, cpus_per_task=options.ray_cpus_per_task,
+                                   gpus_per_task=options.ray_gpus_per_task)
     raise ValueError(f"executor '{options.executor}' is not one of {EXECUTORS}")
