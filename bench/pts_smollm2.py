@@ -23,7 +23,7 @@ from phi4_recipes.generation import PTSSampler, SamplingParams, build_generator
 from phi4_recipes.model_loading import get_tokenizer
 from phi4_recipes.pts.runner.question_search import stop_token_ids, strip_stop
 from phi4_recipes.pts.runner.questions import ResponseOracle, query_ids, read_questions
-from phi4_recipes.pts.runner.shards import read_all_records
+from phi4_recipes.pts.runner.records import read_question_records
 from phi4_recipes.pts.stats import derive_seed
 
 SYSTEM_PROMPT = 'Solve the problem step by step. End with "The answer is N."'
@@ -49,7 +49,7 @@ def _share(successes: int, trials: int) -> tuple[float, float]:
 
 def report(output_dir: str, questions_path: str, reestimate: int, max_new_tokens: int, max_batch_rows: int,
            backend: str = "transformers") -> dict:
-    records = read_all_records(output_dir)
+    records = read_question_records(output_dir)
     if not records:
         raise SystemExit(f"{output_dir}: no shard records")
     model = records[0].model

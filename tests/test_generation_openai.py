@@ -72,6 +72,14 @@ def test_token_logprobs_through_echo(server, tiny_generator, prompts):
     assert len(remote) == len(continuation)
 
 
+def test_token_logprobs_from_a_server_that_does_not_echo_the_prompt_fail_naming_it(server, prompts):
+    # echo off (as a server that ignores it answers): only the sampled token's log-prob comes back
+    with _client(server, extra_body={"echo": False}) as client, pytest.raises(RequestFailed) as failure:
+        client.token_logprobs(prompts[0], prompts[1])
+    assert "returned 1 log-probs for a" in str(failure.value) and "echoes the prompt's log-probs" in str(failure.value)
+    assert failure.value.attempts == 1  # the server answered; asking again would get the same answer
+
+
 def test_retries_through_429s_and_a_dropped_connection(server, tiny_generator, prompts, caplog):
     server.faults.add("429", "429", "drop")
     params = SamplingParams(n=2, max_new_tokens=6, seed=1)

@@ -1,4 +1,4 @@
-"""run_pts.py end to end on a small arithmetic model trained here: shards, resume, sharding, export, DPO.
+"""run_pts.py end to end on a small arithmetic model trained here: shards, resume, datatrove tasks, export, DPO.
 
 The model is trained in this module (about 15 s) rather than read from outputs/, so the tests own their
 inputs. It is weak (p(success) around 0.1 on most questions), so the runs below widen the query filter
@@ -24,14 +24,14 @@ import yaml
 from datasets import Dataset
 
 from phi4_recipes.configs import PTSScriptArguments, RecipeError, parse_recipe
-from phi4_recipes.io import jsonl_line
+from phi4_recipes.io import jsonl_line, read_complete_jsonl
 from phi4_recipes.model import Phi4Config, Phi4ForCausalLM
 from phi4_recipes.model_loading import configure_generation
+from phi4_recipes.producers import shard_path, task_of
 from phi4_recipes.pts import PTSConfig
 from phi4_recipes.pts.runner import export as pts_export
 from phi4_recipes.pts.runner.questions import Question, ResponseOracle, query_ids, read_questions
-from phi4_recipes.pts.runner.records import QuestionRecord
-from phi4_recipes.pts.runner.shards import open_shard, read_shard, shard_of, shard_path
+from phi4_recipes.pts.runner.records import QuestionRecord, check_question_record, read_question_records
 from phi4_recipes.run_pts import main as run_pts
 from phi4_recipes.tokenizer import train_tiny_tokenizer
 from stage_runner import REPO, run_stage, script_env
@@ -111,6 +111,10 @@ def run_in_process(argv: list[str]) -> dict:
         return run_pts(parse_pts(argv))
     finally:
         os.chdir(cwd)
+
+
+def read_shard(path: Path) -> list[QuestionRecord]:
+    return [QuestionRecord.from_json(row) for row in read_complete_jsonl(path, check_question_record)[0]]
 
 
 def shard_records(path: Path) -> list[dict]:
@@ -215,24 +219,20 @@ def test_a_damaged_line_before_the_last_is_an_error_naming_it(tmp_path):
     record = json.dumps(QuestionRecord("a", "no_response", None, [], [], 0, "m", "m", 0, 0).to_json())
     shard.write_text(f'{record}\n{{"question_id": \n{record}\n')
     with pytest.raises(ValueError, match=r"shard-00000-of-00001.jsonl, line 2"):
-        read_shard(shard)
-    with pytest.raises(ValueError, match="line 2"):
-        open_shard(shard)
+        read_question_records(tmp_path)
     shard.write_text(f'{record}\n{{"question_id": "b"}}\n')
     with pytest.raises(ValueError, match=r"line 2: not a PTS question record \(no 'status'"):
-        read_shard(shard)
+        read_question_records(tmp_path)
 
 
-def test_two_shards_partition_the_questions_and_merge_to_the_full_run(full_run, small_model, questions_file,
-                                                                      tmp_path):
+def test_two_tasks_partition_the_questions_and_merge_to_the_full_run(full_run, small_model, questions_file,
+                                                                     tmp_path):
     output_dir = tmp_path / "pts"
-    for index in (0, 1):
-        run_in_process(pts_argv(small_model, questions_file, output_dir, "--num_shards", "2",
-                                "--shard_index", str(index)))
+    run_in_process(pts_argv(small_model, questions_file, output_dir, "--tasks", "2"))
     ids = [json.loads(line)["id"] for line in questions_file.read_text().splitlines()]
     shard_ids = [[r["question_id"] for r in shard_records(shard_path(output_dir, k, 2))] for k in (0, 1)]
     assert set(shard_ids[0]).isdisjoint(shard_ids[1]) and sorted(shard_ids[0] + shard_ids[1]) == sorted(ids)
-    assert all(shard_of(q, 2) == k for k in (0, 1) for q in shard_ids[k])
+    assert all(task_of(q, 2) == k for k in (0, 1) for q in shard_ids[k])
     assert shard_ids[0] and shard_ids[1], "eight ids should not all hash to one shard"
     # Seeds follow question ids, so sharded records equal the unsharded run's, and the export merges both.
     full = {r["question_id"]: r for r in shard_records(shard_path(full_run, 0, 1))}
@@ -240,17 +240,18 @@ def test_two_shards_partition_the_questions_and_merge_to_the_full_run(full_run, 
         for record in shard_records(shard_path(output_dir, k, 2)):
             assert record == full[record["question_id"]]
     assert (output_dir / "pairs.jsonl").read_bytes() == (full_run / "pairs.jsonl").read_bytes()
-    assert (output_dir / "manifests" / "shard-00001-of-00002" / "manifest.json").is_file()
+    assert (output_dir / "manifest.json").is_file()
+    assert sorted(p.name for p in (output_dir / "logs" / "completions").iterdir()) == ["00000", "00001"]
 
 
 def test_shard_assignment_is_stable_and_partitions():
     ids = [f"q-{i}" for i in range(200)]
     for n in (1, 2, 5):
-        counts = [sum(shard_of(q, n) == k for q in ids) for k in range(n)]
+        counts = [sum(task_of(q, n) == k for q in ids) for k in range(n)]
         assert sum(counts) == len(ids) and min(counts) > 0
-    assert [shard_of(q, 4) for q in ("a", "b", "c")] == [shard_of(q, 4) for q in ("a", "b", "c")]
+    assert [task_of(q, 4) for q in ("a", "b", "c")] == [task_of(q, 4) for q in ("a", "b", "c")]
     # a fixed value: assignment must not change between Python processes or releases
-    assert shard_of("arith-train-73c2e776a5", 1000) == int.from_bytes(
+    assert task_of("arith-train-73c2e776a5", 1000) == int.from_bytes(
         __import__("hashlib").blake2b(b"arith-train-73c2e776a5", digest_size=8).digest(), "big") % 1000
 
 
@@ -379,5 +380,6 @@ def test_resuming_with_other_settings_is_refused(full_run, small_model, question
     output_dir = tmp_path / "pts"
     output_dir.mkdir()
     shutil.copy(shard_path(full_run, 0, 1), output_dir)
-    with pytest.raises(ValueError, match=r"searched with other settings \(p_gap: 0.2 -> 0.3\)"):
+    shutil.copy(full_run / "settings.json", output_dir)
+    with pytest.raises(RecipeError, match=r"settings.json: .* other settings \(p_gap: 0.2 -> 0.3\)"):
         run_in_process(pts_argv(small_model, questions_file, output_dir, "--p_gap", "0.3"))

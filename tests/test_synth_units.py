@@ -7,13 +7,13 @@ import pytest
 
 from phi4_recipes.configs import SynthScriptArguments, parse_recipe
 from phi4_recipes.io import write_jsonl
+from phi4_recipes.producers import check_settings
 from phi4_recipes.recipe_checks import RecipeError
 from phi4_recipes.synth import BadModelOutput, plurality_vote
 from phi4_recipes.synth.export import export_run
 from phi4_recipes.synth.inputs import input_rows
 from phi4_recipes.synth.model_output import final_answer, parse_json, parse_scores
 from phi4_recipes.synth.prompt_files import load_prompt
-from phi4_recipes.synth.shards import check_settings
 
 
 @pytest.mark.parametrize("answers, verdict, label, agreement", [
@@ -75,7 +75,7 @@ def test_export_removes_exact_and_near_duplicates_and_counts_them(tmp_path):
 def test_changed_settings_refused_on_resume(tmp_path):
     check_settings(tmp_path, {"seed": 1})
     check_settings(tmp_path, {"seed": 1})
-    with pytest.raises(RecipeError, match="other settings \\(seed\\)"):
+    with pytest.raises(RecipeError, match=r"settings.json: .*other settings \(seed: 1 -> 2\)"):
         check_settings(tmp_path, {"seed": 2})
 
 

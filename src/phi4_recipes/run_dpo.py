@@ -15,7 +15,13 @@ from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
 from phi4_recipes.data.preference import ID_COLUMNS, prepare_preference_pairs
 from phi4_recipes.io import get_logger
 from phi4_recipes.model_loading import get_tokenizer, is_preset, load_training_model
-from phi4_recipes.training import check_lora_targets, finish, load_training_data, start_run
+from phi4_recipes.training import (
+    check_lora_targets,
+    finish,
+    load_training_data,
+    require_requested_distribution,
+    start_run,
+)
 
 logger = get_logger(__name__)
 
@@ -60,6 +66,7 @@ def main(script_args, training_args, model_args):
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
     )
+    require_requested_distribution(trainer.accelerator.distributed_type)
     train_result = trainer.train(resume_from_checkpoint=plan.resume_from_checkpoint)
     finish(trainer, script_args=script_args, training_args=training_args, model_args=model_args,
            train_result=train_result, inputs=inputs, plan=plan,

@@ -1,15 +1,17 @@
 """Judge-guided preference pairs (Phi-4 DPO round 2): several responders answer, an oracle or an LLM judge picks.
 
     python src/phi4_recipes/run_judge.py recipes/tiny/judge.yaml
-    python src/phi4_recipes/run_judge.py recipes/judge.yaml --num_shards 8 --shard_index 3   # one of 8 machines
+    python src/phi4_recipes/run_judge.py recipes/judge.yaml --executor slurm --tasks 8   # submits; rerun to export
 
 Each prompt is answered by every responder (k samples each). Pairs are formed by the recipe's `pairing`
 (all pairs of distinct responders by default, as the report describes). A prompt with a reference answer
 is decided by its verify/ oracle (rejection sampling: correct vs incorrect, no judge call); any other
 prompt's pairs go to the judge in both orders and are kept only when both orders agree.
 
-Writes `<output_dir>/shard-XXXXX-of-YYYYY.jsonl` (one fsynced line per prompt; a killed run, or one whose
-API died, redoes only the unfinished batch), then, from every shard in the folder, `pairs.jsonl` (the
+Runs as a datatrove pipeline whose unit of work is a batch of `prompts_per_batch` prompts (fixed by the
+input order, so the task count never changes a record). Writes `<output_dir>/shard-XXXXX-of-YYYYY.jsonl`
+(one fsynced line per prompt, one file per task; a killed task, or one whose API died, redoes only the
+unfinished batch) and `logs/`, then, once every task is complete, `pairs.jsonl` (the
 `prompt`/`chosen`/`rejected` chat rows run_dpo.py trains on, with provenance), `judge_stats.json` and the
 manifest.
 """
@@ -18,8 +20,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-
-from tqdm.auto import tqdm
+from typing import Any
 
 from phi4_recipes.configs import JudgeScriptArguments, parse_recipe
 from phi4_recipes.data.sources import fingerprint, load_source
@@ -31,8 +32,56 @@ from phi4_recipes.judge.labelling import PairJudge
 from phi4_recipes.judge.prompt_sets import builtin_rai_prompts, read_prompt_rows
 from phi4_recipes.judge.responders import build_responders, close_responders
 from phi4_recipes.judge.rubrics import load_rubric
-from phi4_recipes.judge.shards import check_same_settings, open_shard, read_records, shard_of, shard_path
 from phi4_recipes.manifest import write_manifest
+from phi4_recipes.producers import Producer, WorkUnit, read_records, run_producer
+
+RECORD_KEYS = ("prompt_id", "responses", "pairs", "selected", "settings")
+
+
+class JudgeProducer(Producer):
+    """A batch of prompts per unit: every responder answers the batch, then the oracle or the judge pairs them."""
+
+    stage, id_key = "judge", "prompt_id"
+
+    def check_record(self, record: Any) -> None:
+        if any(k not in record for k in RECORD_KEYS):
+            raise ValueError(f"not a judge record (needs {list(RECORD_KEYS)})")
+
+    def read_units(self) -> list[WorkUnit]:
+        args, self.dataset, prompts = self.args, None, []
+        if args.dataset_name:
+            self.dataset = load_source(args.dataset_name, args.dataset_split, args.dataset_config)
+            prompts = read_prompt_rows(self.dataset, args.dataset_name, id_field=args.id_field,
+                                       question_field=args.question_field, messages_field=args.messages_field,
+                                       answer_field=args.answer_field, oracle=args.oracle,
+                                       oracle_field=args.oracle_field, category_field=args.category_field,
+                                       max_prompts=args.max_prompts)
+        if args.include_rai_prompts:
+            prompts += builtin_rai_prompts()
+        # Responders are seeded per batch, so batches are cut from the whole input before tasks split it.
+        size = args.prompts_per_batch
+        return [WorkUnit(batch[0].id, tuple(p.id for p in batch), batch)
+                for batch in (prompts[i : i + size] for i in range(0, len(prompts), size))]
+
+    def open(self) -> None:
+        args = self.args
+        rubrics = {"general": load_rubric(args.rubric), "rai": load_rubric(args.rai_rubric)}
+        self.responders = build_responders(args.responder_specs)
+        self.client = JudgeClient(args.judge_model, args.judge_base_url, api_key_env=args.judge_api_key_env,
+                                  max_concurrency=args.max_concurrency, retry=args.judge_retry,
+                                  max_new_tokens=args.judge_max_new_tokens, seed=args.seed)
+        self.pair_judge = PairJudge(self.client, rubrics, args.max_concurrency, args.seed)
+
+    def work(self, unit: WorkUnit) -> list[dict]:
+        args = self.args
+        return list(judge_batch(unit.payload, self.responders, self.pair_judge, pairing=args.pairing,
+                                policy=args.policy_responder, oracle_options=args.oracle_options,
+                                run_seed=args.seed, settings=args.record_settings()))
+
+    def close(self) -> None:
+        self.pair_judge.close()
+        self.client.close()
+        close_responders(self.responders)
 
 
 def main(args: JudgeScriptArguments) -> dict:
@@ -40,66 +89,26 @@ def main(args: JudgeScriptArguments) -> dict:
     logger = setup_logging()
     output_dir = Path(args.output_dir)
     rubrics = {"general": load_rubric(args.rubric), "rai": load_rubric(args.rai_rubric)}
-    settings = args.record_settings()
 
-    # Prompts: this shard's share, in batches fixed by the shard's order; batches already written are skipped.
-    dataset, prompts = None, []
-    if args.dataset_name:
-        dataset = load_source(args.dataset_name, args.dataset_split, args.dataset_config)
-        prompts = read_prompt_rows(dataset, args.dataset_name, id_field=args.id_field,
-                                   question_field=args.question_field, messages_field=args.messages_field,
-                                   answer_field=args.answer_field, oracle=args.oracle, oracle_field=args.oracle_field,
-                                   category_field=args.category_field, max_prompts=args.max_prompts)
-    if args.include_rai_prompts:
-        prompts += builtin_rai_prompts()
-    mine = [p for p in prompts if shard_of(p.id, args.num_shards) == args.shard_index]
-    writer = open_shard(shard_path(output_dir, args.shard_index, args.num_shards))
-    already = writer.rows + read_records(output_dir, skip=(writer.path,))
-    check_same_settings(already, settings, output_dir)
-    done = {r["prompt_id"] for r in already}
-    batches = [mine[i : i + args.prompts_per_batch] for i in range(0, len(mine), args.prompts_per_batch)]
-    todo = [batch for batch in batches if any(p.id not in done for p in batch)]
-    logger.info("judge shard %d/%d: %d of %d prompts, %d already done%s", args.shard_index, args.num_shards,
-                len(mine), len(prompts), sum(p.id in done for p in mine),
-                f" (cut a {writer.truncated_bytes}-byte unfinished line)" if writer.truncated_bytes else "")
+    # Judge every batch in a datatrove task (prompts already in a shard are skipped); slurm only submits.
+    producer = JudgeProducer(args)
+    if not run_producer(producer, args, output_dir, args.record_settings()):
+        logger.info("judge: submitted %d tasks (logs in %s); rerun this command once they finish to export",
+                    args.tasks, output_dir / "logs")
+        return {}
 
-    # Responders and judge, only when there is work (a finished shard re-exports without loading models).
-    with writer:
-        if todo:
-            responders = build_responders(args.responder_specs)
-            client = JudgeClient(args.judge_model, args.judge_base_url, api_key_env=args.judge_api_key_env,
-                                 max_concurrency=args.max_concurrency, retry=args.judge_retry,
-                                 max_new_tokens=args.judge_max_new_tokens, seed=args.seed)
-            pair_judge = PairJudge(client, rubrics, args.max_concurrency, args.seed)
-            progress = tqdm(total=len(mine), initial=len(mine) - sum(p.id not in done for p in mine),
-                            desc=f"judge shard {args.shard_index}", unit="prompt")
-            try:
-                for batch in todo:
-                    for record in judge_batch(batch, responders, pair_judge, pairing=args.pairing,
-                                              policy=args.policy_responder, oracle_options=args.oracle_options,
-                                              run_seed=args.seed, settings=settings):
-                        if record["prompt_id"] not in done:
-                            writer.append(record)
-                            progress.update(1)
-                    progress.set_postfix(pairs=sum(len(r["selected"]) for r in writer.rows))
-            finally:
-                progress.close()
-                pair_judge.close()
-                client.close()
-                close_responders(responders)
-
-    # Export everything in output_dir (all shards found), stats, manifest.
+    # Export every shard, stats, manifest.
     rubric_versions = {category: rubric.version for category, rubric in rubrics.items()}
-    stats = export_dataset(output_dir, read_records(output_dir), judge_model=args.judge_model,
-                           rubric_versions=rubric_versions, length_balance=args.length_balance)
-    summary = {**stats, "prompts_this_run": sum(p.id not in done for p in mine),
-               "wall_seconds": round(time.perf_counter() - started, 1)}
+    records = read_records(output_dir, producer.id_key, producer.check_record)
+    stats = export_dataset(output_dir, records, judge_model=args.judge_model, rubric_versions=rubric_versions,
+                           length_balance=args.length_balance)
+    summary = {**stats, "wall_seconds": round(time.perf_counter() - started, 1)}
     logger.info("judge summary: kept %d pairs, %d ties (%d position disagreements), %d unparseable; %s",
                 stats["pairs_kept"], stats["ties"], stats["position_disagreements"], stats["unparseable"],
                 {name: entry["win_rate"] for name, entry in stats["win_rate"].items()})
-    manifest_dir = output_dir if args.num_shards == 1 else output_dir / "manifests" / writer.path.stem
-    write_manifest(manifest_dir, stage="judge", recipe_path=args.recipe_path, configs={"script_args": args},
-                   seed=args.seed, inputs=[fingerprint(args.dataset_name, dataset)] if dataset is not None else [],
+    write_manifest(output_dir, stage="judge", recipe_path=args.recipe_path, configs={"script_args": args},
+                   seed=args.seed,
+                   inputs=[fingerprint(args.dataset_name, producer.dataset)] if producer.dataset is not None else [],
                    extra={"summary": summary})
     return summary
 

@@ -16,7 +16,7 @@ from phi4_recipes.data.mixture import MixtureBuilder, load_mixture
 from phi4_recipes.data.sources import first_rows
 from phi4_recipes.io import get_logger
 from phi4_recipes.model_loading import PHI_MODEL_TYPES, get_tokenizer, load_training_model, model_type
-from phi4_recipes.training import finish, start_run
+from phi4_recipes.training import finish, require_requested_distribution, start_run
 
 logger = get_logger(__name__)
 
@@ -45,6 +45,7 @@ def main(script_args, training_args, model_args):
 
     # Pretraining trains every weight (no PEFT), on packed text: TRL's SFTTrainer with plain-text rows.
     trainer = SFTTrainer(model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer)
+    require_requested_distribution(trainer.accelerator.distributed_type)
     train_result = trainer.train(resume_from_checkpoint=run.resume_from_checkpoint)
     finish(trainer, script_args=script_args, training_args=training_args, model_args=model_args,
            train_result=train_result, inputs=builder.fingerprints, plan=run,

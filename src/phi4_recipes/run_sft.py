@@ -2,6 +2,7 @@
 
     python src/phi4_recipes/run_sft.py recipes/tiny/sft.yaml
     accelerate launch --config_file recipes/accelerate_configs/zero3.yaml src/phi4_recipes/run_sft.py recipes/sft.yaml
+    accelerate launch --config_file recipes/accelerate_configs/fsdp.yaml src/phi4_recipes/run_sft.py recipes/sft.yaml
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from phi4_recipes.training import (
     check_lora_targets,
     finish,
     load_training_data,
+    require_requested_distribution,
     start_run,
     use_training_chat_template,
 )
@@ -51,6 +53,7 @@ def main(script_args, training_args, model_args):
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
     )
+    require_requested_distribution(trainer.accelerator.distributed_type)
     train_result = trainer.train(resume_from_checkpoint=plan.resume_from_checkpoint)
     finish(trainer, script_args=script_args, training_args=training_args, model_args=model_args,
            train_result=train_result, inputs=inputs, plan=plan)

@@ -4,6 +4,7 @@ run_*.py reads top to bottom like a recipe."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import datasets
 import torch
 import transformers
 from safetensors import SafetensorError, safe_open
+from torch.distributed.fsdp import FSDPModule
 from transformers import set_seed
 from trl import DPOConfig
 
@@ -129,6 +131,37 @@ def check_lora_targets(model, model_args) -> dict[str, int]:
             "projections: use %s", targets, f"{missing} match no module" if missing else "they match few modules",
             100 * share, FUSED_LORA_TARGETS)
     return {t: len(names) for t, names in matched.items()}
+
+
+# What `accelerate launch` asked for (through the environment it sets) and the distributed type it must produce.
+_REQUESTED_DISTRIBUTION = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DEEPSPEED"}
+
+
+def require_requested_distribution(distributed_type, environ=None) -> None:
+    """Fail when `accelerate launch` asked for FSDP or DeepSpeed and the Accelerator set up something else.
+
+    accelerate 1.16 drops both without a word on the CPU (its AcceleratorState turns only accelerator-device
+    types such as MULTI_GPU into FSDP, and skips DeepSpeed under `cpu`): every rank would then train a full
+    replica under DDP while the config says sharded.
+    """
+    environ = os.environ if environ is None else environ
+    actual = getattr(distributed_type, "name", str(distributed_type))
+    for key, wanted in _REQUESTED_DISTRIBUTION.items():
+        if environ.get(key, "").lower() == "true" and actual != wanted:
+            raise RuntimeError(
+                f"the accelerate config asks for {wanted} ({key}=true) but accelerate set up {actual}: it builds "
+                f"{wanted} only on GPUs (and other accelerator devices), never on the CPU. Launch on GPUs, or use "
+                "recipes/accelerate_configs/ddp.yaml")
+
+
+def distribution(accelerator, model) -> dict[str, Any]:
+    """How the run was spread over processes, for the manifest: world size, accelerate's distributed type and,
+    under FSDP2, the module classes that got their own shard group (what the wrap policy chose for this model)."""
+    # fully_shard swaps a module's class for FSDP<Class>(FSDPModule, Class): report the model's own class.
+    units = {next(c for c in type(m).__mro__ if not issubclass(c, FSDPModule)).__name__
+             for m in model.modules() if isinstance(m, FSDPModule)}
+    return {"world_size": accelerator.num_processes, "distributed_type": accelerator.distributed_type.name,
+            "fsdp_units": sorted(units)}
 
 
 def _is_complete_checkpoint(folder: Path) -> bool:
@@ -262,7 +295,7 @@ def finish(trainer, *, script_args, training_args, model_args, train_result, inp
         inputs=inputs,
         extra={"run_plan": plan.carried_out(), "lineage": model_lineage(model_args.model_name_or_path),
                "train_metrics": metrics, "log_history": trainer.state.log_history,
-               "world_size": trainer.accelerator.num_processes, **(extra or {})},
+               **distribution(trainer.accelerator, trainer.model), **(extra or {})},
     )
     manifest = read_manifest(output_dir)
     write_model_card(output_dir, manifest, base_model=model_args.model_name_or_path,

@@ -1,7 +1,7 @@
 """Options of ``run_judge.py``: which prompts, which responders, how pairs are formed and judged, where shards go.
 
     python src/phi4_recipes/run_judge.py recipes/tiny/judge.yaml --max_prompts 8
-    python src/phi4_recipes/run_judge.py --config recipes/judge.yaml --num_shards 8 --shard_index 3
+    python src/phi4_recipes/run_judge.py --config recipes/judge.yaml --executor slurm --tasks 8
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from phi4_recipes.judge.responders import ResponderSpec, parse_responders
 from phi4_recipes.recipe_checks import RecipeError
 from phi4_recipes.verify import ORACLE_KINDS
 
-from .producers import DatasetRowsArguments, ShardArguments
+from .producers import DatasetRowsArguments, ExecutorArguments
 
 
 @dataclass
-class JudgeScriptArguments(DatasetRowsArguments, ShardArguments):
+class JudgeScriptArguments(DatasetRowsArguments, ExecutorArguments):
     """One judge-guided preference run (Phi-4 DPO round 2)."""
 
     # Prompts.
@@ -76,6 +76,10 @@ class JudgeScriptArguments(DatasetRowsArguments, ShardArguments):
         if not self.dataset_name and not self.include_rai_prompts:
             raise RecipeError(f"{source}: no prompts: set dataset_name or include_rai_prompts")
         self.responder_specs: list[ResponderSpec] = parse_responders(self.responders, source)
+        engines = [int(s.backend_kwargs.get("tensor_parallel_size", 1)) for s in self.responder_specs
+                   if s.backend == "vllm"]
+        if engines:  # in-process vLLM responders share the task's GPUs, each sharded over up to all of them
+            self.check_vllm_gpus(source, max(engines))
         names = [s.name for s in self.responder_specs]
         if self.pairing not in PAIRING_STRATEGIES:
             raise RecipeError(f"{source}: pairing '{self.pairing}' is not one of {PAIRING_STRATEGIES}")
@@ -91,5 +95,5 @@ class JudgeScriptArguments(DatasetRowsArguments, ShardArguments):
         settings = {"responders": {s.name: s.settings() for s in self.responder_specs}, "pairing": self.pairing,
                     "policy_responder": self.policy_responder, "judge_model": self.judge_model,
                     "rubric": self.rubric, "rai_rubric": self.rai_rubric, "oracle_options": self.oracle_options,
-                    "prompts_per_batch": self.prompts_per_batch, "num_shards": self.num_shards, "seed": self.seed}
+                    "prompts_per_batch": self.prompts_per_batch, "seed": self.seed}
         return json.loads(json.dumps(settings))

@@ -1,10 +1,10 @@
 """Options of ``run_pts.py``: which model answers which questions, how the search runs, where the shards go.
 
     python src/phi4_recipes/run_pts.py recipes/tiny/pts.yaml --max_questions 4
-    python src/phi4_recipes/run_pts.py --config recipes/pts.yaml --num_shards 8 --shard_index 3
+    python src/phi4_recipes/run_pts.py --config recipes/pts.yaml --executor slurm --tasks 8
 
 The search knobs are :class:`~phi4_recipes.pts.SearchSettings`' own fields, inherited, and the model and
-shard options those of ``producers``, so a recipe reads flat and each option is declared (and documented) once.
+executor options those of ``producers``, so a recipe reads flat and each option is declared (and documented) once.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from phi4_recipes.pts import SearchSettings
 from phi4_recipes.recipe_checks import RecipeError
 from phi4_recipes.verify import ORACLE_KINDS
 
-from .producers import DatasetRowsArguments, GeneratorArguments, ShardArguments
+from .producers import DatasetRowsArguments, ExecutorArguments, GeneratorArguments
 
 REQUIRED_KEYS = ("model_name_or_path", "dataset_name", "output_dir")
 
 
 @dataclass
-class PTSScriptArguments(SearchSettings, GeneratorArguments, DatasetRowsArguments, ShardArguments):
+class PTSScriptArguments(SearchSettings, GeneratorArguments, DatasetRowsArguments, ExecutorArguments):
     """One PTS run: the search knobs of :class:`SearchSettings`, and the run's own options below.
 
     Each question is searched with the run's :meth:`search_settings` and a seed of its own, derived from the
@@ -68,6 +68,12 @@ class PTSScriptArguments(SearchSettings, GeneratorArguments, DatasetRowsArgument
             raise RecipeError(f"{source}: responses_per_question must be >= 1")
         if self.max_questions is not None and self.max_questions < 1:
             raise RecipeError(f"{source}: max_questions must be >= 1")
+        if self.backend == "openai" and (self.backend_kwargs or {}).get("server_extensions", True) is not True:
+            # The search cuts responses at token positions and DPO trains on the exact ids, so text re-tokenised
+            # on this side would move pivots; only a server that returns the sampled ids (vLLM) can run PTS.
+            raise RecipeError(f"{source}: PTS through backend openai needs the sampled token ids (vLLM's "
+                              "return_token_ids): key 'backend_kwargs.server_extensions' must be true; an API that "
+                              "returns text only cannot run PTS")
         try:
             super().__post_init__()
         except ValueError as err:

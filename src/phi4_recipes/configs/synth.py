@@ -1,7 +1,7 @@
 """Options of ``run_synth.py``: which workflow, which model writes and judges, which rows go in, where shards go.
 
     python src/phi4_recipes/run_synth.py recipes/synth/plurality.yaml
-    python src/phi4_recipes/run_synth.py recipes/synth/rewrite.yaml --num_shards 8 --shard_index 3
+    python src/phi4_recipes/run_synth.py recipes/synth/rewrite.yaml --executor slurm --tasks 8
 
 The run's knobs are flat; each workflow's own knobs sit under ``workflow_options`` and are checked
 against that workflow's dataclass below (an unknown key fails naming it and the recipe).
@@ -15,7 +15,7 @@ from typing import Any
 from phi4_recipes.data.near_dedup import MinHashParams
 from phi4_recipes.recipe_checks import RecipeError, from_mapping
 
-from .producers import DatasetRowsArguments, GeneratorArguments, ShardArguments
+from .producers import DatasetRowsArguments, ExecutorArguments, GeneratorArguments
 
 
 @dataclass
@@ -129,18 +129,15 @@ WORKFLOWS = tuple(WORKFLOW_OPTIONS)
 
 
 @dataclass
-class SynthScriptArguments(GeneratorArguments, DatasetRowsArguments, ShardArguments):
-    """One synthetic-data run: a workflow over one dataset, one shard of it."""
+class SynthScriptArguments(GeneratorArguments, DatasetRowsArguments, ExecutorArguments):
+    """One synthetic-data run: a workflow over one dataset."""
 
     workflow: str | None = field(default=None, metadata={"help": f"One of {', '.join(WORKFLOWS)}. Required."})
     workflow_options: dict[str, Any] | None = field(
         default=None, metadata={"help": "The workflow's own knobs (see its options dataclass in configs/synth.py)."})
     seed: int = field(default=42, metadata={"help": "Root of every row's sampling seed (per row id and step)."})
 
-    # Model: writer, annotator and critic are the same endpoint here.
-    base_url: str | None = field(
-        default=None, metadata={"help": "The endpoint of the openai backend (overrides backend_kwargs.base_url), "
-                                        "e.g. http://127.0.0.1:8000/v1 for `vllm serve`."})
+    # Model (GeneratorArguments'): writer, annotator and critic are the same model here.
     prompt_version: str = field(default="v1", metadata={"help": "Folder of synth/prompts/ the prompts come from."})
     temperature: float = field(default=0.8, metadata={"help": "Writer and answer sampling temperature."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus mass for sampling."})
@@ -176,7 +173,7 @@ class SynthScriptArguments(GeneratorArguments, DatasetRowsArguments, ShardArgume
         return self.workflow != "validation" or self.options.generate_responses
 
     def result_settings(self) -> dict[str, Any]:
-        """What changes a row's result; a resumed run (or another shard) must use the same."""
+        """What changes a row's result; a resumed run (or another task) must use the same."""
         names = ("workflow", "seed", "model_name_or_path", "system_prompt", "prompt_version", "max_new_tokens",
                  "temperature", "top_p", "id_field")
         return {**{name: getattr(self, name) for name in names}, "workflow_options": asdict(self.options)}

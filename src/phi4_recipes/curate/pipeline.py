@@ -24,6 +24,7 @@ from datatrove.pipeline.writers import JsonlWriter
 
 from phi4_recipes.curate import steps
 from phi4_recipes.curate.quality import BUILTIN_LABELS, load_labeled_jsonl, train_quality_classifier
+from phi4_recipes.producers import build_executor
 
 if TYPE_CHECKING:  # the options live with the script's, a layer above curate/
     from phi4_recipes.configs.curate import CurateConfig
@@ -105,22 +106,8 @@ def build_executors(config: CurateConfig, quality_model_path: str) -> list:
     executors = []
     for stage in STAGES:
         tasks = 1 if stage == "dedup_cluster" else config.tasks
-        if config.executor == "local":
-            from datatrove.executor import LocalPipelineExecutor
-
-            executors.append(LocalPipelineExecutor(
-                pipeline=pipelines[stage], tasks=tasks, workers=min(config.workers, tasks),
-                logging_dir=str(logs / stage), depends=executors[-1] if executors else None,
-                start_method=config.local_start_method))
-        else:
-            from datatrove.executor import SlurmPipelineExecutor
-
-            executors.append(SlurmPipelineExecutor(
-                pipeline=pipelines[stage], tasks=tasks, time=config.slurm_time, partition=config.slurm_partition,
-                cpus_per_task=config.slurm_cpus_per_task, mem_per_cpu_gb=config.slurm_mem_per_cpu_gb,
-                qos=config.slurm_qos, venv_path=config.slurm_venv_path, job_name=f"curate_{stage}",
-                logging_dir=str(logs / stage), slurm_logs_folder=config.slurm_logs_dir or str(logs / stage / "slurm"),
-                depends=executors[-1] if executors else None))
+        executors.append(build_executor(pipelines[stage], config, tasks=tasks, logging_dir=logs / stage,
+                                        job_name=f"curate_{stage}", depends=executors[-1] if executors else None))
     return executors
 
 

@@ -94,8 +94,16 @@ class OpenAIGenerator(Generator):
         payload = {"model": self.model, "prompt": ids, "echo": True, "logprobs": 1, "max_tokens": 1,
                    "temperature": 0.0, **self.extra_body}
         [response] = self._post_all("/completions", [payload])
-        token_logprobs = response["choices"][0]["logprobs"]["token_logprobs"]
-        return [float(lp) for lp in token_logprobs[len(prompt_ids) : len(ids)]]
+        token_logprobs = (response["choices"][0].get("logprobs") or {}).get("token_logprobs") or []
+        wanted = token_logprobs[len(prompt_ids) : len(ids)]
+        if len(wanted) != len(continuation_ids) or any(lp is None for lp in wanted):
+            # Some servers (`transformers serve`, hosted chat APIs) ignore echo or logprobs and answer anyway;
+            # a silent short list would hand PTS wrong probabilities, so this names what the server lacks.
+            raise RequestFailed(
+                f"{self.base_url}/completions returned {len(token_logprobs)} log-probs for a {len(ids)}-token "
+                "prompt with echo=true, logprobs=1; token log-probs need a server that echoes the prompt's "
+                "log-probs (vLLM does)", status=200, attempts=1)
+        return [float(lp) for lp in wanted]
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -4,10 +4,13 @@ Prompts are passed as token ids (nothing is re-tokenised), automatic prefix cach
 samples of a prompt, and PTS prefixes of one question, share KV blocks), and log-probs are vLLM's
 raw ones (`logprobs_mode="raw_logprobs"`: before temperature and top-p), matching the transformers
 backend. vLLM is imported on first use only, so the rest of the package works without it.
+
+A process builds one engine per engine settings and keeps it until it exits (:func:`shared_engine`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from .base import Generator
@@ -74,6 +77,21 @@ def vllm_sampling_kwargs(params: SamplingParams, seed: int) -> dict:
     }
 
 
+# Engines of this process by their settings. datatrove's local executor runs tasks one after another in one
+# process, and each task's producer opens its generator anew; a second engine would load the checkpoint again
+# (minutes at 14B) and claim a second gpu_memory_utilization share of GPUs that the first never gives back
+# (vLLM has no supported way to free an engine's memory short of ending the process: vllm-project/vllm#3281).
+_ENGINES: dict[str, object] = {}
+
+
+def shared_engine(vllm, engine_kwargs: dict):
+    """The process's `vllm.LLM(**engine_kwargs)`, built on first use; later calls with equal settings reuse it."""
+    key = json.dumps(engine_kwargs, sort_keys=True, default=str)
+    if key not in _ENGINES:
+        _ENGINES[key] = vllm.LLM(**engine_kwargs)
+    return _ENGINES[key]
+
+
 class VLLMGenerator(Generator):
     """Samples with a `vllm.LLM` engine built from `vllm_engine_kwargs(model, **engine_kwargs)`.
 
@@ -82,12 +100,14 @@ class VLLMGenerator(Generator):
         tokenizer: a tokenizer object for `chat` (the engine loads its own from the model folder).
         engine_kwargs: recipe keys for `vllm_engine_kwargs` (tensor_parallel_size, tokenizer_path,
             gpu_memory_utilization, max_model_len, ...).
+
+    `close` (the base class's) leaves the engine to the process, for the next generator with its settings.
     """
 
     def __init__(self, model: str, tokenizer=None, **engine_kwargs):
         vllm = import_vllm()
         self._vllm = vllm
-        self.llm = vllm.LLM(**vllm_engine_kwargs(model, **engine_kwargs))
+        self.llm = shared_engine(vllm, vllm_engine_kwargs(model, **engine_kwargs))
         self.tokenizer = tokenizer if tokenizer is not None else self.llm.get_tokenizer()
 
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[Completion]]:

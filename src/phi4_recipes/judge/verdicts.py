@@ -13,8 +13,9 @@ from collections.abc import Sequence
 PAIRWISE_VERDICTS = ("A", "B", "tie")
 
 _BRACKETED = re.compile(r"\[\[\s*([^\[\]]{1,16}?)\s*\]\]")
+# The label may sit in parentheses or single brackets: SmolLM2-135M ended a judgement "The answer is: [A]".
 _DECLARED = re.compile(r"(?:final\s+)?(?:verdict|answer|decision|winner|choice|grade)\s*(?:is)?\s*[:=\-]?\s*\**\s*"
-                       r"\(?\s*([A-Za-z]+)\b", re.IGNORECASE)
+                       r"[(\[]?\s*([A-Za-z]+)\b", re.IGNORECASE)
 # Arena-Hard style comparisons, read as the pairwise verdict they imply.
 _COMPARISON = {"A>>B": "A", "A>B": "A", "B<A": "A", "B<<A": "A", "A=B": "tie", "B=A": "tie",
                "B>>A": "B", "B>A": "B", "A<B": "B", "A<<B": "B"}

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from phi4_recipes.data.near_dedup import MinHashParams, find_duplicates, signature_record
 from phi4_recipes.io import write_jsonl
-
-from .shards import read_results
+from phi4_recipes.producers import read_records
 
 
 def dedup_text(row: dict) -> str:
@@ -30,7 +29,7 @@ def dedup_text(row: dict) -> str:
 def export_run(output_dir: str | Path, output_format: str, *, dedup: bool = True,
                minhash: MinHashParams = MinHashParams()) -> dict:
     output_dir = Path(output_dir)
-    results = sorted(read_results(output_dir), key=lambda r: r["id"])
+    results = sorted(read_records(output_dir, "id"), key=lambda r: r["id"])
     kept = [row for result in results for row in result["rows"]]
     dropped = [{"id": result["id"], **d} for result in results for d in result["drops"]]
     bad = [{"id": result["id"], **result["bad"]} for result in results if result["bad"]]

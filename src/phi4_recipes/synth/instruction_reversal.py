@@ -33,7 +33,7 @@ class InstructionReversal(Workflow):
         [instruction] = self.ask("code_to_instruction", f"{row_id}:instruction", code=code)
         instruction = instruction.strip()
         if not instruction:
-            raise BadModelOutput("instruction", instruction)
+            raise BadModelOutput("instruction", instruction, "empty reply")
         [reply] = self.ask("instruction_to_code", f"{row_id}:code", instruction=instruction)
         regenerated = code_block(reply, "regenerated_code")
         similarity = round(code_similarity(code, regenerated), 4)

@@ -22,14 +22,18 @@ class BadRow(Exception):
 
 
 class BadModelOutput(BadRow):
-    def __init__(self, what: str, text: str):
-        super().__init__(f"unparseable_{what}", text[:200])
+    """``why`` names the rejection class (``no JSON object``, ``score accuracy out of [1, 5]``, ...); the
+    detail starts with it, then the start of the reply."""
+
+    def __init__(self, what: str, text: str, why: str):
+        super().__init__(f"unparseable_{what}", f"{why}: {text[:200]}")
+        self.why = why
 
 
 def parse_json(text: str, what: str, kind: type = dict) -> Any:
     """The first JSON value of type ``kind`` in ``text`` (models wrap it in prose or fences)."""
     decoder = json.JSONDecoder()
-    opener = "{" if kind is dict else "["
+    opener, name = ("{", "JSON object") if kind is dict else ("[", "JSON list")
     for start, char in enumerate(text):
         if char != opener:
             continue
@@ -39,7 +43,7 @@ def parse_json(text: str, what: str, kind: type = dict) -> Any:
             continue
         if isinstance(value, kind):
             return value
-    raise BadModelOutput(what, text)
+    raise BadModelOutput(what, text, f"malformed {name}" if opener in text else f"no {name}")
 
 
 def parse_scores(text: str, what: str, keys: tuple[str, ...], low: float, high: float) -> dict[str, float]:
@@ -48,8 +52,12 @@ def parse_scores(text: str, what: str, keys: tuple[str, ...], low: float, high: 
     scores = {}
     for key in keys:
         value = found.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            raise BadModelOutput(what, text)
+        if key not in found:
+            raise BadModelOutput(what, text, f"no score {key}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BadModelOutput(what, text, f"score {key} not a number")
+        if not low <= value <= high:
+            raise BadModelOutput(what, text, f"score {key} out of [{low:g}, {high:g}]")
         scores[key] = float(value)
     return scores
 
@@ -63,5 +71,5 @@ def final_answer(text: str) -> str | None:
 def code_block(text: str, what: str) -> str:
     code = extract_code(text).strip()
     if not code:
-        raise BadModelOutput(what, text)
+        raise BadModelOutput(what, text, "no code")
     return code

@@ -21,7 +21,7 @@ class QAExtraction(Workflow):
         for index, pair in enumerate(pairs[:o.max_pairs]):
             fields = [pair.get(k) if isinstance(pair, dict) else None for k in ("question", "answer", "support")]
             if not all(isinstance(f, str) and f.strip() for f in fields):
-                result.drops.append(drop(BadModelOutput("qa_pair", str(pair)).reason, pair=index))
+                result.drops.append(drop(BadModelOutput("qa_pair", str(pair), "no question, answer or support").reason, pair=index))
                 continue
             question, answer, support = (f.strip() for f in fields)
             start = passage.find(support)

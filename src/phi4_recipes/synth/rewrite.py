@@ -24,7 +24,7 @@ class RewriteWithRevision(Workflow):
         rounds = []
         for revision in range(o.max_revisions + 1):
             if not draft.strip():
-                raise BadModelOutput(f"draft_{revision}", draft)
+                raise BadModelOutput(f"draft_{revision}", draft, "empty reply")
             [critique] = self.ask("critique", f"{row_id}:critique:{revision}", temperature=o.critic_temperature,
                                   seed=seed, draft=draft)
             scores = parse_scores(critique, f"critique_{revision}", RUBRIC, 1, 5)

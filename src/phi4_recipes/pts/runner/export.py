@@ -8,7 +8,7 @@ the way to our trainer (data/preference.py takes the id columns whenever they ar
 their decoded text as TRL's ``prompt`` / ``chosen`` / ``rejected``, so ``trl dpo`` reads the file as it is
 (TRL tokenises the text itself and overwrites the id columns), and ``exact_retokenisation`` says where that
 text does not encode back to the searched ids. The rest is provenance.
-All shard files in the folder are merged, whatever ``num_shards`` wrote them; a pair is identified by
+All shard files in the folder are merged, whatever task count wrote them; a pair is identified by
 (question id, response index, position) and written once, in that order.
 """
 
@@ -23,8 +23,7 @@ from typing import Any
 from phi4_recipes.data.preference import ID_COLUMNS, TEXT_COLUMNS
 from phi4_recipes.io import write_jsonl
 
-from .records import QuestionRecord
-from .shards import read_all_records
+from .records import QuestionRecord, read_question_records
 
 PAIRS_FILE = "pairs.jsonl"
 PROMPT_IDS, CHOSEN_IDS, REJECTED_IDS = ID_COLUMNS
@@ -111,7 +110,7 @@ def export_pairs(output_dir: str | Path, tokenizer) -> dict[str, Any]:
     Written atomically: several shard processes may export into one folder, and a reader (or ``run_dpo``)
     never sees a half-written file.
     """
-    records = read_all_records(output_dir)
+    records = read_question_records(output_dir)
     rows = pair_rows(records, tokenizer)
     write_jsonl(Path(output_dir) / PAIRS_FILE, rows, atomic=True, fsync=True)
     return summarize(records, len(rows))
@@ -122,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("output_dir", help="the run's output_dir (holds shard-*-of-*.jsonl)")
     parser.add_argument("--tokenizer", help="tokenizer for the text columns; default: the one the run used")
     options = parser.parse_args(argv)
-    records = read_all_records(options.output_dir)
+    records = read_question_records(options.output_dir)
     if not records:
         raise SystemExit(f"{options.output_dir}: no shard-*-of-*.jsonl records to export")
     from phi4_recipes.model_loading import get_tokenizer

@@ -8,7 +8,10 @@ written before these types existed still read and a re-run writes the same bytes
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from phi4_recipes.producers import read_records
 
 from ..result import PTSResult
 
@@ -115,3 +118,13 @@ class QuestionRecord:
             settings=data.get("settings", {}),
             seconds=data.get("seconds", 0.0),
         )
+
+
+def check_question_record(row: Any) -> None:
+    """A shard line's check (producers.read_records): raises ValueError naming what a question record lacks."""
+    QuestionRecord.from_json(row)
+
+
+def read_question_records(output_dir: str | Path) -> list[QuestionRecord]:
+    """The records of every shard in ``output_dir``, first of each question id kept (producers.read_records)."""
+    return [QuestionRecord.from_json(row) for row in read_records(output_dir, "question_id", check_question_record)]
