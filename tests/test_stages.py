@@ -74,6 +74,19 @@ def test_every_stage_writes_manifest_card_and_plain_phi3_checkpoint(chain):
     assert manifest["pairs"] == {"kept": 16, "dropped_too_long": 0, "exact_ids": 0}
 
 
+def test_leaderboard_says_how_much_the_dpo_round_trained(chain):
+    """A DPO row's difference is read with its size: the note comes from the real run_dpo manifest."""
+    from phi4_recipes.evaluation.leaderboard import Row, preference_training
+
+    manifest = json.loads((chain / "dpo" / "manifest.json").read_text())
+    margins = [e["rewards/margins"] for e in manifest["log_history"] if "rewards/margins" in e]
+    note = preference_training(Row("dpo", {}, run={"checkpoint": str(chain / "dpo")}))
+    assert note.startswith("trained 8 optimizer steps on 16 preference pairs; reward margin ")
+    assert f"{margins[-1]:+.4f}" in note  # 8 logged steps: the last tenth is the last step
+    assert preference_training(Row("sft", {}, run={"checkpoint": str(chain / "sft")})) is None  # no pairs: not DPO
+    assert preference_training(Row("gone", {}, run={"checkpoint": str(chain / "nowhere")})) is None
+
+
 def test_sft_model_stops_at_im_end(chain):
     tok = AutoTokenizer.from_pretrained(chain / "sft")
     model = AutoModelForCausalLM.from_pretrained(chain / "sft").eval()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,10 +153,30 @@ def compare_rows(rows: list[Row], pairs: list[tuple[str, str]] | None = None) ->
             diff = paired_difference(*scores)
             comparisons.append(Comparison(benchmark, first, second, diff, verdict(diff),
                                           significance_words(first, second, benchmark, diff)))
+        training = preference_training(b)
+        if training:
+            notes.append(f"{second} - {first}: {training}")
         if unscored:
             folders = sorted({str(_samples_file(row, "").parent) for row in (a, b)})
             notes.append(f"{second} - {first} on {', '.join(unscored)}: no per-sample scores in {' or '.join(folders)}")
     return comparisons, notes
+
+
+def preference_training(row: Row) -> str | None:
+    """How much a DPO checkpoint was trained, from its manifest (run_dpo writes the pairs kept and TRL's log):
+    a difference near zero after a few optimizer steps on a few pairs says the round was too small to move the
+    model, not that preference learning failed, and the page should say which it was."""
+    manifest = Path(row.run.get("checkpoint", "")) / "manifest.json"
+    if not manifest.is_file():
+        return None
+    record = json.loads(manifest.read_text(encoding="utf-8"))
+    logged = [entry for entry in record.get("log_history", []) if "rewards/margins" in entry]
+    if "pairs" not in record or not logged:
+        return None
+    tail = logged[-max(1, len(logged) // 10):]
+    margin = sum(entry["rewards/margins"] for entry in tail) / len(tail)
+    return (f"trained {logged[-1]['step']} optimizer steps on {record['pairs']['kept']} preference pairs; reward "
+            f"margin {margin:+.4f} at the last logged steps (beta-scaled log-ratio, chosen minus rejected)")
 
 
 def comparison_cells(comparisons: list[Comparison], titles: dict[str, str]) -> list[list[str]]:
