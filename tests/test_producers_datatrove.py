@@ -50,9 +50,9 @@ def _shard_ids(output_dir: Path, tasks: int) -> list[list[str]]:
             for k in range(tasks)]
 
 
-def _two_per_task(questions_file: Path, tmp_path: Path) -> Path:
+def _two_per_task(fixture: Path, tmp_path: Path) -> Path:
     """Four questions of the fixture, two hashed to each of two tasks (its first four all hash to task 1)."""
-    rows = [json.loads(line) for line in questions_file.read_text().splitlines()]
+    rows = [json.loads(line) for line in fixture.read_text().splitlines()]
     picked = [r for k in (0, 1) for r in [r for r in rows if task_of(r["id"], 2) == k][:2]]
     assert len(picked) == 4, "the fixture needs two questions on each task"
     path = tmp_path / "questions.jsonl"
