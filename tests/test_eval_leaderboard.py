@@ -138,7 +138,7 @@ def test_page_shows_the_paired_differences_and_their_verdicts(tmp_path):
 def test_comparisons_without_per_sample_scores_are_named_not_guessed(tmp_path):
     rows, _ = build_leaderboard(_stage_files()[:2], reference=None)
     comparisons, notes = compare_rows(rows)
-    assert comparisons == [] and notes == [f"sft - base on {', '.join(rows[0].scores)}: no per-sample scores in "
+    assert comparisons == [] and notes == [f"Not compared: sft - base on {', '.join(rows[0].scores)}: no per-sample scores in "
                                            f"{RESULTS / 'base_samples'} or {RESULTS / 'sft_samples'}"]
     with pytest.raises(ValueError, match=r"compare base:rl: no result labelled \['rl'\]"):
         compare_rows(rows, [("base", "rl")])

@@ -133,7 +133,8 @@ def _samples_file(row: Row, benchmark: str) -> Path:
 def compare_rows(rows: list[Row], pairs: list[tuple[str, str]] | None = None) -> tuple[list[Comparison], list[str]]:
     """Paired differences for each (first, second) pair of row labels (default: each checkpoint against the one
     before it, the order of the stages), on every benchmark both scored with per-sample files. Returns the
-    comparisons and a note for each pair or benchmark that could not be compared (so the page says why)."""
+    comparisons and notes: one for each pair or benchmark that could not be compared (so the page says why), and
+    for a DPO checkpoint how much it trained (so a null difference is read with its size)."""
     checkpoints = {row.label: row for row in rows if not row.reference}
     labels = list(checkpoints)
     pairs = list(zip(labels, labels[1:])) if pairs is None else pairs
@@ -155,10 +156,11 @@ def compare_rows(rows: list[Row], pairs: list[tuple[str, str]] | None = None) ->
                                           significance_words(first, second, benchmark, diff)))
         training = preference_training(b)
         if training:
-            notes.append(f"{second} - {first}: {training}")
+            notes.append(f"{second} {training}")
         if unscored:
             folders = sorted({str(_samples_file(row, "").parent) for row in (a, b)})
-            notes.append(f"{second} - {first} on {', '.join(unscored)}: no per-sample scores in {' or '.join(folders)}")
+            notes.append(f"Not compared: {second} - {first} on {', '.join(unscored)}: no per-sample scores in "
+                         f"{' or '.join(folders)}")
     return comparisons, notes
 
 
@@ -218,7 +220,7 @@ def to_markdown(rows: list[Row], titles: dict[str, str], comparisons: list[Compa
     if comparisons or notes:
         lines += ["", PAIRED_NOTE, "", "| " + " | ".join(COMPARISON_HEADERS) + " |", "|---|---|---:|---:|---:|---|"]
         lines += ["| " + " | ".join(cells) + " |" for cells in comparison_cells(comparisons or [], titles)]
-        lines += [""] + [f"- {c.sentence}" for c in comparisons or []] + [f"- Not compared: {n}" for n in notes or []]
+        lines += [""] + [f"- {c.sentence}" for c in comparisons or []] + [f"- {n}" for n in notes or []]
     return "\n".join(lines) + "\n"
 
 
@@ -270,7 +272,7 @@ def _html_comparisons(comparisons: list[Comparison], notes: list[str], titles: d
         for c, row in zip(comparisons, cells, strict=True))
     head = "".join(f"<th>{html.escape(h)}</th>" for h in COMPARISON_HEADERS)
     sentences = "".join(f"<li>{html.escape(c.sentence)}</li>" for c in comparisons)
-    sentences += "".join(f"<li>Not compared: {html.escape(n)}</li>" for n in notes)
+    sentences += "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     return (f"<h2>Paired differences</h2>\n<p>{html.escape(PAIRED_NOTE)}</p>\n"
             f'<div class="scroll"><table class="paired"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
             f"\n<ul>{sentences}</ul>\n")
