@@ -63,7 +63,10 @@ class ExecutorArguments:
     workers: int = field(default=1, metadata={"help": "Tasks run at once, local (processes; 1 runs them in this "
                                                       "process, one after another) and ray; slurm runs all."})
     local_start_method: Literal["fork", "forkserver", "spawn"] = field(
-        default="fork", metadata={"help": "multiprocessing start method of the local executor (workers > 1)."})
+        # spawn: a producer's parent process has started torch's thread pools (and the judge its HTTP client
+        # threads), and a forked child can inherit a lock held by one of those threads and hang on it forever;
+        # the full test suite hit exactly that. A spawned worker starts clean, at the cost of its imports.
+        default="spawn", metadata={"help": "multiprocessing start method of the local executor (workers > 1)."})
     slurm_partition: str | None = field(default=None, metadata={"help": "Slurm partition (required for slurm)."})
     slurm_time: str = field(default="24:00:00", metadata={"help": "Slurm time limit per task."})
     slurm_cpus_per_task: int = field(default=8, metadata={"help": "Slurm CPUs per task."})
