@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from tiny_seeds import pivot_kind  # noqa: E402  (bench scripts share helpers by path)
 
+from phi4_recipes.evaluation.dpo_log import margin_curve, window_mean  # noqa: E402
 from phi4_recipes.evaluation.paired import item_scores, paired_difference  # noqa: E402
 from phi4_recipes.io import read_jsonl, write_jsonl  # noqa: E402
 
@@ -245,14 +246,10 @@ def train_arm(args, work: Path, arm: str, data_file: str, setting: Setting) -> P
     return out
 
 
-def margin_curve(model: Path) -> list[dict]:
+def logged_margins(model: Path) -> list[dict]:
     """The reward margins and log-probs TRL logged at each optimizer step (DPO arms)."""
-    state = json.loads((model / "trainer_state.json").read_text()) if (model / "trainer_state.json").exists() else None
-    if state is None:
-        return []
-    keys = ("rewards/margins", "rewards/accuracies", "logps/chosen", "logps/rejected", "loss")
-    return [{"step": row["step"], **{k: row[k] for k in keys if k in row}}
-            for row in state["log_history"] if "rewards/margins" in row]
+    state = model / "trainer_state.json"
+    return margin_curve(json.loads(state.read_text())["log_history"]) if state.exists() else []
 
 
 def pair_logps(model: Path, pairs: list[dict]) -> list[tuple[float, float]]:
@@ -336,7 +333,7 @@ def run(args) -> None:
         model = train_arm(args, work, arm, data[arm]["file"], setting)
         evidence["arms"][f"{arm}/{setting.name}"] = {
             "arm": arm, "setting": setting.__dict__, "scores": score(args, work, model, benchmark),
-            "margins": margin_curve(model),
+            "margins": logged_margins(model),
             "held_out_margins": held_out_margins(model, margin_pairs, reference_logps, setting.beta) if arm != "rft" else None}
     name = "final.json" if args.final else "validation.json"
     (work / name).write_text(json.dumps(evidence, indent=1))
@@ -362,13 +359,7 @@ def margin_summary(runs: list[dict], key: str) -> str:
     curves = [r["arms"][key]["margins"] for r in runs if r["arms"].get(key, {}).get("margins")]
     if not curves:
         return "-"
-    # One step's margin is one batch's (8 pairs): too noisy to read, so each point is the mean of a tenth of the
-    # steps (the first, the middle and the last tenth), averaged over the seeds.
-    def window_mean(curve: list[dict], where: float) -> float:
-        width = max(1, len(curve) // 10)
-        start = min(int(where * len(curve)), len(curve) - width)
-        return sum(row["rewards/margins"] for row in curve[start:start + width]) / width
-
+    # Each point is the mean of a tenth of the steps (the first, the middle and the last tenth), over the seeds.
     means = [sum(window_mean(c, where) for c in curves) / len(curves) for where in (0.0, 0.45, 1.0)]
     held = [r["arms"][key]["held_out_margins"] for r in runs if (r["arms"][key].get("held_out_margins") or {}).get("pairs")]
     held_text = f"; held-out pairs {sum(h['mean'] for h in held) / len(held):+.3f} ({sum(h['accuracy'] for h in held) / len(held):.0%} > 0)" if held else ""

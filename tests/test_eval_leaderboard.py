@@ -194,3 +194,15 @@ def test_lm_eval_results_json_is_lm_eval_shaped(tmp_path):
     assert merged["config"]["limit"] == 5 and merged["n-shot"] and merged["configs"]
     table = make_table(json.loads(json.dumps(merged)))
     assert all(b.task in table for b in benchmarks)
+
+
+def test_dpo_margins_are_read_as_tenths_of_the_logged_steps():
+    from phi4_recipes.evaluation.dpo_log import margin_curve, window_mean
+
+    history = [{"step": s, "rewards/margins": float(s), "loss": 0.6} for s in range(1, 21)] + [{"train_loss": 0.5}]
+    curve = margin_curve(history)
+    assert [row["step"] for row in curve] == list(range(1, 21)) and set(curve[0]) == {"step", "rewards/margins", "loss"}
+    assert window_mean(curve, 0.0) == 1.5 and window_mean(curve, 1.0) == 19.5 and window_mean(curve, 0.5) == 11.5
+    assert window_mean(curve[:3], 1.0) == 3.0  # fewer than ten steps: the last one
+    with pytest.raises(ValueError, match="no logged DPO steps"):
+        window_mean([], 1.0)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from phi4_recipes.evaluation.dpo_log import margin_curve, window_mean
 from phi4_recipes.evaluation.paired import item_scores, paired_difference, significance_words, verdict
 from phi4_recipes.evaluation.results import SCHEMA, read_results
 from phi4_recipes.io import resource_path
@@ -172,11 +173,10 @@ def preference_training(row: Row) -> str | None:
     if not manifest.is_file():
         return None
     record = json.loads(manifest.read_text(encoding="utf-8"))
-    logged = [entry for entry in record.get("log_history", []) if "rewards/margins" in entry]
+    logged = margin_curve(record.get("log_history", []))
     if "pairs" not in record or not logged:
         return None
-    tail = logged[-max(1, len(logged) // 10):]
-    margin = sum(entry["rewards/margins"] for entry in tail) / len(tail)
+    margin = window_mean(logged, 1.0)
     return (f"trained {logged[-1]['step']} optimizer steps on {record['pairs']['kept']} preference pairs; reward "
             f"margin {margin:+.4f} at the last logged steps (beta-scaled log-ratio, chosen minus rejected)")
 
