@@ -5,16 +5,16 @@
 
 One run, one model, the same questions, oracle, responses and p_gap for every method:
 
-* **ours**: the production path, ``search_question`` with the recipe's settings (filter, search, confirmation
-  and pair selection all counted in its rollouts);
+* **ours**: the production path, ``search_question`` with the recipe's settings (filter, search and
+  confirmation counted as finding pivots; its alternative-token trials for pairs counted apart);
 * **peer**: the algorithm of codelion/pts (``pts run``, the most complete public PTS), re-implemented here on
   the same sampler at its CLI defaults: p(question) from ``--num-samples 50`` rollouts against
   ``[--min-prob, --max-prob]``, then recursive bisection at the token-count midpoint with a fixed 50 rollouts per
   prefix string (cached), a one-token segment moving p by ``--prob-threshold`` being a pivot. Its rollouts are
   those of ``pts run`` alone. The rejected token (for each positive pivot, the first of the top
   ``--num-candidates 10`` next tokens, 50 rollouts each, whose p falls by the threshold) is not part of
-  ``pts run``: codelion/pts does it in ``pts export``, where it is broken, so here it is run and counted apart
-  (``peer_rejected_search_rollouts``, and the peer's pairs). Two courtesies make it cheaper than the real thing: the full response's
+  ``pts run``: codelion/pts does it in ``pts export``, where it is broken, so here it is run and counted apart,
+  as the peer's pair rollouts. Two courtesies make it cheaper than the real thing: the full response's
   success is the oracle's verdict (the peer samples it), and the empty prefix is estimated once (the peer keys
   the filter's estimate and the bisection's first one differently and samples both);
 * **reference**: ``--reference_rollouts`` fresh rollouts (seeds neither method uses) at every prefix next to a
@@ -29,7 +29,9 @@ Scoring, for each method's pivots: *strict* counts a pivot real when the referen
 pivots that clear p_gap by 2 stderr (a borderline token is neither a required find nor a false one). Recall
 covers the reference pivots of questions whose reference p(question) lies in [p_min, p_max]: one estimate per
 question, pooling the empty-prefix rollouts of its responses (they estimate the same p), not "in band by either
-response's estimate". Rollouts per real pivot divide all of a method's search rollouts by its strict true pivots.
+response's estimate". Rollouts per real pivot divide a method's rollouts by its strict true pivots, like for like:
+those that find pivots (ours: filter, search, confirmation; the peer: ``pts run``), and those plus the ones that
+make pairs (ours: alternative tokens; the peer: ``pts export``'s rejected-token search).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -225,8 +227,39 @@ def score(name: str, found: dict[tuple[str, int], list[int]], rollouts: int, cho
     }
 
 
-def run(args: PTSScriptArguments, reference_rollouts: int) -> dict:
+class MeasurementCache:
+    """The reference's and the peer's measurements per searched response, kept in a JSON file so that changing our
+    search reruns only our search (the other two depend on the model, the responses and the settings alone, which
+    the file records and checks)."""
+
+    def __init__(self, path: str | None, identity: dict) -> None:
+        self.path, self.identity, self.entries = (Path(path) if path else None), identity, {}
+        if self.path and self.path.exists():
+            stored = json.loads(self.path.read_text())
+            if stored["identity"] != identity:
+                raise SystemExit(f"{self.path} holds measurements of other settings: {stored['identity']} "
+                                 f"(this run: {identity}); pass another --cache")
+            self.entries = stored["entries"]
+
+    def get(self, chosen: Chosen) -> dict | None:
+        return self.entries.get(f"{chosen.question_id}/{chosen.index}")
+
+    def put(self, chosen: Chosen, peer: PeerSearch) -> None:
+        self.entries[f"{chosen.question_id}/{chosen.index}"] = {
+            "reference": {str(k): v for k, v in chosen.reference.items()}, "peer": asdict(peer)}
+
+    def save(self) -> None:
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps({"identity": self.identity, "entries": self.entries}) + "\n")
+
+
+def run(args: PTSScriptArguments, reference_rollouts: int, cache_path: str | None = None) -> dict:
     started = time.perf_counter()
+    cache = MeasurementCache(cache_path, {
+        "model": str(args.model_name_or_path), "reference_rollouts": reference_rollouts, "seed": args.seed,
+        "questions": args.max_questions, "responses_per_question": args.responses_per_question,
+        "max_new_tokens": args.max_new_tokens, "p_gap": args.p_gap, "band": [args.p_min, args.p_max]})
     if args.temperature != 1.0 or args.top_p != 1.0:
         raise SystemExit("the reference's headroom bound needs temperature 1 and top_p 1 (the model's own log-probs)")
     _, questions = read_recipe_questions(args)
@@ -237,6 +270,9 @@ def run(args: PTSScriptArguments, reference_rollouts: int) -> dict:
     peer_found: dict[tuple[str, int], list[int]] = {}
     chosen: list[Chosen] = []
     ours_rollouts = peer_rollouts = peer_rejected_rollouts = reference_total = peer_pairs = ours_pairs = 0
+    # Where our rollouts went: per stream (search includes the question filter), and on questions the filter dropped.
+    ours_by_stream: dict[str, int] = {}
+    ours_filtered_rollouts = 0
     seconds = {"ours": 0.0, "peer": 0.0, "reference": 0.0}
     for question in tqdm(questions, desc="questions", unit="question"):
         oracle = ResponseOracle(tokenizer, question, args.oracle_options)
@@ -253,7 +289,10 @@ def run(args: PTSScriptArguments, reference_rollouts: int) -> dict:
                                  model=args.model_name_or_path, tokenizer=args.model_name_or_path, settings={})
         seconds["ours"] += time.perf_counter() - tick
         ours_rollouts += record.rollouts
+        ours_filtered_rollouts += record.rollouts if record.status == "filtered" else 0
         for searched in record.responses:
+            for stream, n in searched.result.rollouts_by_stream.items():
+                ours_by_stream[stream] = ours_by_stream.get(stream, 0) + n
             ours_found[(question.id, searched.response_index)] = [p.position for p in searched.result.pivots]
             ours_pairs += len(searched.result.pairs)
         for index in indices:
@@ -261,7 +300,12 @@ def run(args: PTSScriptArguments, reference_rollouts: int) -> dict:
                        sampler.token_logprobs(query, responses[index]))
             chosen.append(c)
             tick = time.perf_counter()
-            peer = peer_search(c, sampler, stops, rank_next, config)
+            stored = cache.get(c)
+            if stored:
+                c.reference = {int(k): tuple(v) for k, v in stored["reference"].items()}
+                peer = PeerSearch(**stored["peer"])
+            else:
+                peer = peer_search(c, sampler, stops, rank_next, config)
             peer_found[(question.id, index)] = peer.positions
             seconds["peer"] += time.perf_counter() - tick
             # The peer's filter sits on the first response (all responses share its p(question) estimate).
@@ -271,21 +315,36 @@ def run(args: PTSScriptArguments, reference_rollouts: int) -> dict:
             tick = time.perf_counter()
             reference_total += estimate_reference(c, sampler, stops, reference_rollouts, config.p_gap)
             seconds["reference"] += time.perf_counter() - tick
+            cache.put(c, peer)
+        cache.save()
     in_band = questions_in_band(chosen, config.p_min, config.p_max)
     generator.close()
-    results = [score("ours", ours_found, ours_rollouts, chosen, in_band, config.p_gap),
+    # Like for like: finding pivots (our filter, search and confirmation; the peer's `pts run`), then making pairs
+    # (our alternative-token trials; the peer's `pts export` rejected-token search) counted apart.
+    ours_pair_rollouts = ours_by_stream.get("pair", 0)
+    results = [score("ours", ours_found, ours_rollouts - ours_pair_rollouts, chosen, in_band, config.p_gap),
                score("peer (codelion/pts defaults)", peer_found, peer_rollouts, chosen, in_band, config.p_gap)]
-    results[0]["pairs"], results[1]["pairs"] = ours_pairs, peer_pairs
-    ours, peer = results[0]["rollouts_per_real_pivot"], results[1]["rollouts_per_real_pivot"]
+    for result, pairs, pair_rollouts in ((results[0], ours_pairs, ours_pair_rollouts),
+                                         (results[1], peer_pairs, peer_rejected_rollouts)):
+        result["pairs"], result["pair_rollouts"] = pairs, pair_rollouts
+        result["rollouts_per_real_pivot_with_pairs"] = (
+            round((result["rollouts"] + pair_rollouts) / result["true_strict"], 1) if result["true_strict"] else None)
     return {
         "model": args.model_name_or_path, "questions": len(questions), "responses": len(chosen),
         "questions_in_band_by_reference": len(in_band), "p_gap": config.p_gap,
         "reference_rollouts_per_prefix": reference_rollouts, "reference_rollouts": reference_total,
-        "ours_vs_peer_rollouts_per_real_pivot": round(ours / peer, 3) if ours and peer else None,
-        "peer_rejected_search_rollouts": peer_rejected_rollouts,
+        "ours_vs_peer_rollouts_per_real_pivot": ratio(results, "rollouts_per_real_pivot"),
+        "ours_vs_peer_rollouts_per_real_pivot_with_pairs": ratio(results, "rollouts_per_real_pivot_with_pairs"),
+        "ours_rollouts_by_stream": dict(sorted(ours_by_stream.items())),
+        "ours_rollouts_on_filtered_questions": ours_filtered_rollouts,
         "methods": results, "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def ratio(results: list[dict], key: str) -> float | None:
+    ours, peer = results[0][key], results[1][key]
+    return round(ours / peer, 3) if ours and peer else None
 
 
 def markdown(summary: dict) -> str:
@@ -293,15 +352,18 @@ def markdown(summary: dict) -> str:
              f"{summary['questions_in_band_by_reference']} in band by the reference; reference "
              f"{summary['reference_rollouts_per_prefix']} rollouts per prefix ({summary['reference_rollouts']:,} in "
              f"all); p_gap {summary['p_gap']}", "",
-             "| method | pivots | precision strict / tolerant | recall strict / tolerant | rollouts | "
-             "rollouts per real pivot | pairs |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "| method | pivots | precision strict / tolerant | recall strict / tolerant | search rollouts | "
+             "per real pivot | pair rollouts | pairs | per real pivot with pairs |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in summary["methods"]:
         lines.append(f"| {m['method']} | {m['pivots']} | {m['precision_strict']} / {m['precision_tolerant']} | "
                      f"{m['recall_strict']} / {m['recall_tolerant']} | {m['rollouts']:,} | "
-                     f"{m['rollouts_per_real_pivot']} | {m['pairs']} |")
-    lines.append(f"\nours / peer rollouts per real pivot: {summary['ours_vs_peer_rollouts_per_real_pivot']} (the peer's "
-                 f"`pts run`; its `pts export` rejected-token search spent {summary['peer_rejected_search_rollouts']:,} "
-                 "more, for its pairs)")
+                     f"{m['rollouts_per_real_pivot']} | {m['pair_rollouts']:,} | {m['pairs']} | "
+                     f"{m['rollouts_per_real_pivot_with_pairs']} |")
+    lines.append(f"\nours / peer rollouts per real pivot: {summary['ours_vs_peer_rollouts_per_real_pivot']} finding "
+                 f"pivots (our filter, search and confirmation; the peer's `pts run`), "
+                 f"{summary['ours_vs_peer_rollouts_per_real_pivot_with_pairs']} with the pairs (our alternative-token "
+                 "trials; the peer's `pts export` rejected-token search)")
     return "\n".join(lines)
 
 
@@ -309,9 +371,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--reference_rollouts", type=int, default=256)
     parser.add_argument("--out")
+    parser.add_argument("--cache", help="JSON file of the reference's and the peer's measurements: read when it "
+                                        "exists, written otherwise, so a change to our search reruns only ours")
     options, rest = parser.parse_known_args(argv)
     (args,) = parse_recipe(PTSScriptArguments, argv=rest)
-    summary = run(args, options.reference_rollouts)
+    summary = run(args, options.reference_rollouts, options.cache)
     if options.out:
         Path(options.out).parent.mkdir(parents=True, exist_ok=True)
         Path(options.out).write_text(json.dumps(summary, indent=1) + "\n")
