@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from phi4_recipes.pts import PTSConfig
 from phi4_recipes.pts.reference.synthetic import VOCAB_SIZE, make_task
 
@@ -77,3 +79,36 @@ def test_a_question_is_in_band_by_its_own_pooled_reference_p_not_by_either_respo
     # (the old rule, in band by either response's estimate, took both).
     chosen = [response("a", 0, 15), response("a", 1, 27), response("b", 0, 10), response("b", 1, 25)]
     assert pts_reference.questions_in_band(chosen, 0.2, 0.8) == {"a"}
+
+
+def test_the_cache_gives_back_the_reference_and_the_peer_and_refuses_other_settings(tmp_path):
+    path = tmp_path / "cache.json"
+    chosen = pts_reference.Chosen("q", 1, [1], [2, 3], bool, 0, [0.0, -1.0], {0: (3, 8), 1: (5, 8)})
+    peer = pts_reference.PeerSearch([1], 150, 50, 1)
+    first = pts_reference.MeasurementCache(str(path), {"model": "m", "reference_rollouts": 8})
+    assert first.get(chosen) is None
+    first.put(chosen, peer)
+    first.save()
+    again = pts_reference.MeasurementCache(str(path), {"model": "m", "reference_rollouts": 8})
+    stored = again.get(chosen)
+    assert {int(k): tuple(v) for k, v in stored["reference"].items()} == chosen.reference
+    assert pts_reference.PeerSearch(**stored["peer"]) == peer
+    with pytest.raises(SystemExit, match="other settings"):
+        pts_reference.MeasurementCache(str(path), {"model": "other", "reference_rollouts": 8})
+
+
+def test_rollouts_per_real_pivot_are_compared_like_for_like():
+    def method(name, rollouts, pair_rollouts, true):
+        return {"method": name, "pivots": true, "precision_strict": 1.0, "precision_tolerant": 1.0,
+                "recall_strict": 1.0, "recall_tolerant": 1.0, "rollouts": rollouts, "true_strict": true,
+                "rollouts_per_real_pivot": rollouts / true, "pair_rollouts": pair_rollouts, "pairs": true,
+                "rollouts_per_real_pivot_with_pairs": (rollouts + pair_rollouts) / true}
+
+    results = [method("ours", 400, 600, 4), method("peer", 1000, 0, 2)]
+    assert pts_reference.ratio(results, "rollouts_per_real_pivot") == 0.2
+    assert pts_reference.ratio(results, "rollouts_per_real_pivot_with_pairs") == 0.5
+    summary = {"model": "m", "questions": 2, "responses": 4, "questions_in_band_by_reference": 2,
+               "reference_rollouts_per_prefix": 8, "reference_rollouts": 64, "p_gap": 0.2, "methods": results,
+               "ours_vs_peer_rollouts_per_real_pivot": 0.2, "ours_vs_peer_rollouts_per_real_pivot_with_pairs": 0.5}
+    text = pts_reference.markdown(summary)
+    assert "| ours | 4 |" in text and "0.2 finding pivots" in text and "0.5 with the pairs" in text
