@@ -5,7 +5,9 @@
 Questions whose exact p(empty prefix) lies just inside the band ([0.2, 0.3] or [0.7, 0.8]) should be searched;
 just outside ([0.1, 0.2) or (0.8, 0.9]) they should not. The old filter (one Wilson test capped at max_trials=64,
 then the point estimate decides) is compared with the sequential one (doubling batches up to filter_max_trials
-while the interval straddles an edge, undecided ones kept). Reuse: the searched responses of one question share
+while the interval straddles an edge, undecided ones kept), first dropping on the same z = 1.5 interval it keeps on,
+then as now: dropping only on the stricter reject_z = 2 interval, with the 8 responses the runner samples before
+the search counted towards p(question). Reuse: the searched responses of one question share
 their p(question) rollouts through a DrawCache; the share of rollouts saved is counted on two responses.
 """
 
@@ -19,6 +21,8 @@ from phi4_recipes.pts import PTSConfig, find_pivotal_tokens
 from phi4_recipes.pts.reference.synthetic import SyntheticTask, level_process, make_task
 
 OLD = {"filter_max_trials": 64, "keep_undecided": False}
+FILTERS = (("old (cap 64, point estimate)", OLD, 0), ("sequential, drops at z 1.5", {"reject_z": 1.5}, 0),
+           ("sequential, drops at z 2, 8 sampled responses counted (now)", {}, 8))
 BANDS = {"inside, near an edge": [(0.2, 0.3), (0.7, 0.8)], "outside, near an edge": [(0.1, 0.19), (0.81, 0.9)]}
 
 
@@ -33,19 +37,26 @@ def near_edge_task(p_query: float, seed: int, horizon: int = 32) -> SyntheticTas
     return SyntheticTask("near_edge", seed, [2000, seed], process.sample_response(rng), process)
 
 
+def sampled_verdicts(task: SyntheticTask, count: int, seed: int) -> list[bool]:
+    """The oracle's verdicts on ``count`` responses sampled from the empty prefix, as the runner samples them."""
+    rng, oracle = np.random.default_rng([seed, 7]), task.oracle()
+    return [bool(oracle(task.process.sample_response(rng))) for _ in range(count)]
+
+
 def filter_table(tasks: int, seed: int) -> list[str]:
     lines = ["| questions | filter | kept | filter rollouts / question |", "|---|---|---:|---:|"]
     for label, ranges in BANDS.items():
-        for name, overrides in (("old (cap 64, point estimate)", OLD), ("sequential (cap 256, keep undecided)", {})):
+        for name, overrides, sampled in FILTERS:
             kept = spent = 0
             for i in range(tasks):
                 low, high = ranges[i % 2]
                 task = near_edge_task(low + (high - low) * ((i // 2) % 10 + 0.5) / 10, seed * 10_000 + i)
                 config = PTSConfig(seed=seed * 10_000 + i, make_pairs=False, **overrides)
                 result = find_pivotal_tokens(task.query_ids, task.response_ids, task.sampler(), task.oracle(),
-                                             config)
+                                             config, question_verdicts=sampled_verdicts(task, sampled, i))
                 kept += result.status == "searched"
-                spent += next((e.trials for e in result.estimates if e.position == 0), 0)
+                # Rollouts drawn at the empty prefix (the responses sampled before the search are not rollouts).
+                spent += next((e.trials for e in result.estimates if e.position == 0), 0) - sampled
             lines.append(f"| {label} | {name} | {kept}/{tasks} | {spent / tasks:.0f} |")
     return lines
 

@@ -65,15 +65,21 @@ def test_same_seed_same_result_and_seed_matters():
     assert run(3).to_dict()["estimates"] != run(4).to_dict()["estimates"]
 
 
-def test_query_filter_stops_after_one_batch():
+def test_query_filter_stops_after_one_batch_with_the_sampled_responses_counted():
     task = make_task("sharp_pivot", 100)
     config = PTSConfig(seed=0)
-    always_right = find_pivotal_tokens(task.query_ids, task.response_ids, task.sampler(), lambda r: True, config)
-    never_right = find_pivotal_tokens(task.query_ids, task.response_ids, task.sampler(), lambda r: False, config)
-    for result, p in ((always_right, 1.0), (never_right, 0.0)):
-        assert result.status == "filtered" and result.p_query == p
+    for verdict in (True, False):
+        def search(sampled, verdict=verdict):
+            return find_pivotal_tokens(task.query_ids, task.response_ids, task.sampler(), lambda r: verdict, config,
+                                       question_verdicts=[verdict] * sampled)
+        # The runner's 8 sampled responses and one batch clear the stricter drop interval (z = 2) ...
+        result = search(8)
+        assert result.status == "filtered" and result.p_query == float(verdict)
         assert result.pivots == [] and result.pairs == []
         assert result.rollouts == config.min_trials
+        assert result.estimates[0].trials == config.min_trials + 8
+        # ... which one batch alone does not: 16 of 16 puts the lower bound exactly on p_max.
+        assert search(0).rollouts == 2 * config.min_trials
 
 
 class Recorder:

@@ -37,6 +37,11 @@ class SearchSettings:
         default=True, metadata={"help": "Search a question whose p interval still straddles a band edge at "
                                         "filter_max_trials: rejecting an in-band question loses all its pivots, "
                                         "keeping an out-of-band one only costs a search that finds real pivots."})
+    reject_z: float = field(
+        default=2.0, metadata={"help": "z-score of the interval that must lie wholly outside [p_min, p_max] before the "
+                                       "filter drops a question. Stricter than confidence_z: dropping an in-band "
+                                       "question loses every pivot it holds, keeping an out-of-band one costs a "
+                                       "search."})
     confidence_z: float = field(default=1.5, metadata={"help": "z-score of the Wilson / Newcombe intervals that "
                                                                "stop search sampling early."})
     unresolved_margin: float = field(
@@ -75,8 +80,8 @@ class SearchSettings:
             raise ValueError("filter_max_trials must be at least min_trials")
         if self.confirm_max_trials < self.min_trials:
             raise ValueError("confirm_max_trials must be at least min_trials")
-        if self.confidence_z <= 0 or self.confirm_z <= 0:
-            raise ValueError("confidence_z and confirm_z must be positive")
+        if self.confidence_z <= 0 or self.confirm_z <= 0 or self.reject_z <= 0:
+            raise ValueError("confidence_z, confirm_z and reject_z must be positive")
         if not (0.0 <= self.unresolved_margin < 1.0 and 0.0 <= self.nominate_margin < 1.0):
             raise ValueError("unresolved_margin and nominate_margin must be in [0, 1)")
 

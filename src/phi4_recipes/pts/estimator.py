@@ -172,6 +172,17 @@ class RolloutLedger:
                     out.add(success, count)
         return out
 
+    def count_question_samples(self, verdicts: Sequence[bool]) -> None:
+        """File the verdicts of responses sampled from the empty prefix before the search (the ones a response to
+        search was chosen from) as evidence for p(question) in the search stream, free.
+
+        All of them, whichever was chosen: together they are an unbiased sample of p(empty prefix). They count
+        for that prefix alone, never as samples of the longer prefixes of a response they share tokens with: the
+        searched response was chosen by its verdict, so its own path would bias every prefix of itself.
+        """
+        for verdict in verdicts:
+            self.tally(0, SEARCH).add(bool(verdict))
+
     def tallies(self) -> dict[tuple[str, int], Tally]:
         """Every (stream, position) tally with at least one trial."""
         return {key: t for key, t in sorted(self._tallies.items()) if t.trials}
@@ -249,12 +260,13 @@ def estimate_success(
     accept_range: tuple[float, float],
     min_trials: int,
     max_trials: int,
+    reject_z: float | None = None,
 ) -> PrefixStats:
     """Estimate p(success | response[:position]) until it is clearly inside or outside a range.
 
-    Sampling stops as soon as the Wilson interval lies entirely inside or entirely outside
-    ``accept_range`` (or at ``max_trials``), so easy and hopeless queries are dropped after one
-    small batch. Rollouts already in the ledger count.
+    Sampling stops as soon as the Wilson interval lies entirely inside ``accept_range``, or the interval at
+    ``reject_z`` (the ledger's z when omitted) entirely outside it, or at ``max_trials``; so easy and hopeless
+    queries are dropped after one small batch. Rollouts already in the ledger count.
 
     :param ledger: the search's rollouts.
     :param position: prefix length.
@@ -262,13 +274,16 @@ def estimate_success(
     :param accept_range: ``(low, high)`` range, e.g. ``(p_min, p_max)`` for the query filter.
     :param min_trials: first batch size.
     :param max_trials: cap on rollouts for this prefix in this stream.
+    :param reject_z: z-score of the interval that decides "outside" (a stricter one guards against dropping
+        what is inside).
     :returns: the final estimate.
     """
     low, high = accept_range
     while True:
         stats = ledger.stats(position, stream)
+        strict = ledger.stats(position, stream, reject_z)
         decided = stats.trials > 0 and (
-            (low <= stats.low and stats.high <= high) or stats.high < low or stats.low > high
+            (low <= stats.low and stats.high <= high) or strict.high < low or strict.low > high
         )
         batch = next_batch(stats.trials, min_trials, max_trials)
         if stats.exact or decided or batch == 0:

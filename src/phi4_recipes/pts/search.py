@@ -6,7 +6,9 @@ a one-token segment that still does is a pivot. This implementation keeps that r
 its stop rule, and changes where rollouts are spent:
 
 * the query filter is a sequential test: it stops after one small batch when p(empty prefix) is clearly
-  in or out of range, and spends up to ``filter_max_trials`` only on questions near a band edge;
+  in or out of range, and spends up to ``filter_max_trials`` only on questions near a band edge; it drops a
+  question only on a stricter interval than it keeps one (a dropped question loses all its pivots), and counts
+  the responses sampled before the search as free evidence for p(question);
 * the change across a segment is decided with confidence bounds, sampling only the input that
   is least certain, instead of a fixed N per prefix; a segment still in doubt at the cap is
   split rather than pruned when its change is near ``p_gap`` (splitting costs rollouts, pruning
@@ -49,6 +51,7 @@ def find_pivotal_tokens(
     oracle: IdsOracle,
     config: PTSConfig | None = None,
     draws: DrawCache | None = None,
+    question_verdicts: Sequence[bool] = (),
 ) -> PTSResult:
     """Search one response for pivotal tokens and build their DPO pairs.
 
@@ -59,6 +62,8 @@ def find_pivotal_tokens(
     :param config: search settings; ``PTSConfig()`` when omitted.
     :param draws: rollouts shared with earlier searches of the same query and seed (see ``RolloutLedger``);
         the result is the same with or without it, only cheaper.
+    :param question_verdicts: the oracle's verdicts on every response sampled from the empty prefix before this
+        search (those this response was chosen from, all of them): free evidence for p(question).
     :returns: a :class:`~phi4_recipes.pts.result.PTSResult`; ``status == "filtered"`` (and no pivots)
         when p(empty prefix) is outside ``[config.p_min, config.p_max]``.
     """
@@ -69,10 +74,12 @@ def find_pivotal_tokens(
     logprobs = list(token_logprobs(query_ids, response_ids)) if token_logprobs is not None else None
     ledger = RolloutLedger(query_ids, response_ids, sampler, oracle, config.seed, config.confidence_z, logprobs,
                            draws)
+    ledger.count_question_samples(question_verdicts)
     query = estimate_success(
-        ledger, 0, SEARCH, (config.p_min, config.p_max), config.min_trials, config.filter_max_trials
+        ledger, 0, SEARCH, (config.p_min, config.p_max), config.min_trials, config.filter_max_trials,
+        reject_z=config.reject_z,
     )
-    if not keeps_query(query, config):
+    if not keeps_query(ledger.stats(0, SEARCH, config.reject_z), config):
         return _result(ledger, config, "filtered", query.p, [])
 
     if logprobs is None:
@@ -106,7 +113,7 @@ def find_pivotal_tokens(
 
 def keeps_query(query: PrefixStats, config: PTSConfig) -> bool:
     """The question filter's verdict: p(empty prefix) in ``[p_min, p_max]``, or (``keep_undecided``) its
-    interval still reaching into the band after ``filter_max_trials`` rollouts."""
+    interval (at ``reject_z``) still reaching into the band after ``filter_max_trials`` rollouts."""
     if config.p_min <= query.p <= config.p_max:
         return True
     return config.keep_undecided and not query.exact and query.low <= config.p_max and query.high >= config.p_min

@@ -146,7 +146,8 @@ def search_question(
     searched = []
     draws: DrawCache = {}  # the responses share the query and seed, so p(query) rollouts are drawn once
     for index in sampled.chosen:
-        result = find_pivotal_tokens(query, sampled.responses[index], sampler, oracle, config, draws=draws)
+        result = find_pivotal_tokens(query, sampled.responses[index], sampler, oracle, config, draws=draws,
+                                     question_verdicts=sampled.verdicts)
         searched.append(ResponseRecord(index, sampled.finished[index], result))
         if result.status == "filtered":
             break
