@@ -6,9 +6,10 @@ Questions whose exact p(empty prefix) lies just inside the band ([0.2, 0.3] or [
 just outside ([0.1, 0.2) or (0.8, 0.9]) they should not. The old filter (one Wilson test capped at max_trials=64,
 then the point estimate decides) is compared with the sequential one (doubling batches up to filter_max_trials
 while the interval straddles an edge, undecided ones kept), first dropping on the same z = 1.5 interval it keeps on,
-then as now: dropping only on the stricter reject_z = 2 interval, with the 8 responses the runner samples before
-the search counted towards p(question). Reuse: the searched responses of one question share
-their p(question) rollouts through a DrawCache; the share of rollouts saved is counted on two responses.
+then dropping only on the stricter reject_z = 2 interval, with the 8 responses the runner samples before the search
+counted towards p(question), and as now: the same with the cap at 32, undecided questions searched. Reuse: the
+searched responses of one question share their p(question) rollouts through a DrawCache; the share of rollouts
+saved is counted on two responses.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from phi4_recipes.pts import PTSConfig, find_pivotal_tokens
 from phi4_recipes.pts.reference.synthetic import SyntheticTask, level_process, make_task
 
 OLD = {"filter_max_trials": 64, "keep_undecided": False}
-FILTERS = (("old (cap 64, point estimate)", OLD, 0), ("sequential, drops at z 1.5", {"reject_z": 1.5}, 0),
-           ("sequential, drops at z 2, 8 sampled responses counted (now)", {}, 8))
+FILTERS = (("old (cap 64, point estimate)", OLD, 0),
+           ("sequential, cap 256, drops at z 1.5", {"reject_z": 1.5, "filter_max_trials": 256}, 0),
+           ("sequential, cap 256, drops at z 2, 8 sampled responses counted", {"filter_max_trials": 256}, 8),
+           ("sequential, cap 32, drops at z 2, 8 sampled responses counted (now)", {}, 8))
 BANDS = {"inside, near an edge": [(0.2, 0.3), (0.7, 0.8)], "outside, near an edge": [(0.1, 0.19), (0.81, 0.9)]}
 
 
