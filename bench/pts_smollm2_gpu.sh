@@ -17,7 +17,7 @@ $PYTHON bench/pts_smollm2_questions.py --out $OUT/questions --per_split 400
 start=$(date +%s)
 $PYTHON src/phi4_recipes/run_pts.py recipes/smollm2/pts.yaml --backend vllm --backend_kwargs '{}' \
     --dataset_name $OUT/questions/search.jsonl --max_questions 300 --output_dir $OUT/pts \
-    --max_trials 64 --filter_max_trials 256 --confirm_max_trials 128 --pair_trials 32
+    --max_trials 64 --filter_max_trials 32 --confirm_max_trials 128 --pair_trials 32
 echo "pts_seconds=$(( $(date +%s) - start ))" | tee $OUT/timing.txt
 $PYTHON bench/pts_smollm2.py --backend vllm report $OUT/pts --questions $OUT/questions/search.jsonl \
     --reestimate 256 --max_new_tokens 128 --out $OUT/report.json > /dev/null
