@@ -58,23 +58,25 @@ MARGIN_SHARE = 10  # one question in ten keeps its pairs out of training
 
 @dataclass(frozen=True)
 class Setting:
-    """One point of the DPO grid: learning rate, beta, and the weight of RPO's NLL term on the chosen side."""
+    """One point of the DPO grid: learning rate, beta, the weight of RPO's NLL term on the chosen side, and the
+    optimizer (transformers' `optim`; empty: the recipe's AdamW)."""
 
     lr: float
     beta: float = 0.1
     rpo_alpha: float = 0.0
+    optim: str = ""
 
     @property
     def name(self) -> str:
-        return f"lr{self.lr:g}_b{self.beta:g}_a{self.rpo_alpha:g}"
+        return f"lr{self.lr:g}_b{self.beta:g}_a{self.rpo_alpha:g}" + (f"_{self.optim}" if self.optim else "")
 
     @classmethod
     def parse(cls, text: str) -> Setting:
-        """`lr[,beta[,rpo_alpha]]`, e.g. `1e-5,0.1,1`."""
-        values = [float(v) for v in text.split(",")]
-        if not 1 <= len(values) <= 3:
-            raise ValueError(f"--settings: expected lr[,beta[,rpo_alpha]], got {text!r}")
-        return cls(*values)
+        """`lr[,beta[,rpo_alpha[,optim]]]`, e.g. `1e-5,0.1,1` or `0.1,0.1,0,sgd`."""
+        parts = text.split(",")
+        if not 1 <= len(parts) <= 4:
+            raise ValueError(f"--settings: expected lr[,beta[,rpo_alpha[,optim]]], got {text!r}")
+        return cls(*[float(v) for v in parts[:3]], *parts[3:])
 
 
 DEFAULT_SETTINGS = ("2e-6", "1e-5", "5e-5", "1e-5,0.1,1", "5e-5,0.1,1")
@@ -232,7 +234,8 @@ def train_arm(args, work: Path, arm: str, data_file: str, setting: Setting) -> P
     common = dict(model_name_or_path=str(args.sft), output_dir=str(out), datasets=[{"path": "json", "data_files": data_file}],
                   learning_rate=setting.lr, max_steps=args.steps, num_train_epochs=None,
                   per_device_train_batch_size=args.batch_size,
-                  warmup_steps=0.1, lr_scheduler_type="cosine", logging_steps=1, seed=args.seed)
+                  warmup_steps=0.1, lr_scheduler_type="cosine", logging_steps=1, seed=args.seed,
+                  **({"optim": setting.optim} if setting.optim else {}))
     if arm == "rft":  # the SFT recipe's loss (assistant tokens only) and template; no beta, no NLL weight
         recipe = write_recipe(f"{args.recipes}/sft.yaml", work / "recipes" / f"{out.name}.yaml", **common)
         script = "src/phi4_recipes/run_sft.py"
@@ -413,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--work", required=True)
     one.add_argument("--questions", type=int, default=1600, help="training questions PTS screens (the first N)")
     one.add_argument("--steps", type=int, default=120, help="optimizer steps of every arm")
-    one.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS), help="lr[,beta[,rpo_alpha]] each")
+    one.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS), help="lr[,beta[,rpo_alpha[,optim]]] each")
     one.add_argument("--max_samples_per_question", type=int,
                      help="cap the whole responses sampled per question below PTS's rollout budget (cheaper; the "
                           "report shows the share of the budget the baselines got)")

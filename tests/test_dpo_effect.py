@@ -67,7 +67,9 @@ def test_settings_parse_and_only_settings_every_seed_ran_are_compared():
     assert dpo_effect.Setting.parse("1e-5,0.2,1") == dpo_effect.Setting(1e-5, 0.2, 1.0)
     assert dpo_effect.Setting.parse("2e-6").name == "lr2e-06_b0.1_a0"
     with pytest.raises(ValueError, match="lr\\[,beta"):
-        dpo_effect.Setting.parse("1,2,3,4")
+        dpo_effect.Setting.parse("1,2,3,sgd,5")
+    sgd = dpo_effect.Setting.parse("0.1,0.1,0,sgd")
+    assert sgd == dpo_effect.Setting(0.1, 0.1, 0.0, "sgd") and sgd.name == "lr0.1_b0.1_a0_sgd"
 
     def seed_run(arm_scores: dict) -> dict:
         return {"sft_scores": {"a": 0.0, "b": 1.0, "c": 0.0},
@@ -161,6 +163,9 @@ def test_defaults_are_the_tiny_run_and_write_the_recipes_it_always_wrote(monkeyp
             output_dir=str(work / "models" / name), **common)
     assert (work / "recipes" / "rft_lr1e-05_b0.1_a1.yaml").read_text() == _recipe_as_written(
         "recipes/tiny/sft.yaml", output_dir=str(work / "models" / "rft_lr1e-05_b0.1_a1"), **common)
+    # An optimizer other than the recipe's AdamW is named in the recipe and in the arm's name.
+    dpo_effect.train_arm(args, work, "pts", "d.jsonl", dpo_effect.Setting.parse("0.1,0.1,0,sgd"))
+    assert yaml.safe_load((work / "recipes" / "pts_lr0.1_b0.1_a0_sgd.yaml").read_text())["optim"] == "sgd"
     dpo_effect.score(args, work, Path("/ckpt/sft"), args.validation_benchmark)
     assert commands[0] == ["src/phi4_recipes/run_pts.py", str(work / "recipes" / "pts.yaml")]
     assert commands[-1] == ["src/phi4_recipes/run_eval.py", "recipes/tiny/eval.yaml", "--model_name_or_path", "/ckpt/sft",
