@@ -58,25 +58,37 @@ MARGIN_SHARE = 10  # one question in ten keeps its pairs out of training
 
 @dataclass(frozen=True)
 class Setting:
-    """One point of the DPO grid: learning rate, beta, the weight of RPO's NLL term on the chosen side, and the
-    optimizer (transformers' `optim`; empty: the recipe's AdamW)."""
+    """One point of the DPO grid: learning rate, beta, the weight of RPO's NLL term on the chosen side, the
+    optimizer (transformers' `optim`; empty: the recipe's AdamW) and the LoRA rank (0: every weight trains)."""
 
     lr: float
     beta: float = 0.1
     rpo_alpha: float = 0.0
     optim: str = ""
+    lora_r: int = 0
 
     @property
     def name(self) -> str:
-        return f"lr{self.lr:g}_b{self.beta:g}_a{self.rpo_alpha:g}" + (f"_{self.optim}" if self.optim else "")
+        return (f"lr{self.lr:g}_b{self.beta:g}_a{self.rpo_alpha:g}" + (f"_{self.optim}" if self.optim else "")
+                + (f"_lora{self.lora_r}" if self.lora_r else ""))
 
     @classmethod
     def parse(cls, text: str) -> Setting:
-        """`lr[,beta[,rpo_alpha[,optim]]]`, e.g. `1e-5,0.1,1` or `0.1,0.1,0,sgd`."""
+        """`lr[,beta[,rpo_alpha[,optim[,lora_r]]]]`, e.g. `1e-5,0.1,1`, `0.1,0.1,0,sgd` or `3e-4,0.1,1,,16` (an
+        empty optimizer keeps AdamW)."""
         parts = text.split(",")
-        if not 1 <= len(parts) <= 4:
-            raise ValueError(f"--settings: expected lr[,beta[,rpo_alpha[,optim]]], got {text!r}")
-        return cls(*[float(v) for v in parts[:3]], *parts[3:])
+        if not 1 <= len(parts) <= 5:
+            raise ValueError(f"--settings: expected lr[,beta[,rpo_alpha[,optim[,lora_r]]]], got {text!r}")
+        lora = [int(parts[4])] if len(parts) == 5 else []
+        return cls(*[float(v) for v in parts[:3]], *parts[3:4], *lora)
+
+    def recipe_keys(self) -> dict:
+        """What the setting adds to an arm's recipe beyond the learning rate: the optimizer, and LoRA adapters on
+        every linear layer (alpha twice the rank) in place of full fine-tuning."""
+        keys = {"optim": self.optim} if self.optim else {}
+        if self.lora_r:
+            keys.update(use_peft=True, lora_r=self.lora_r, lora_alpha=2 * self.lora_r, lora_target_modules="all-linear")
+        return keys
 
 
 DEFAULT_SETTINGS = ("2e-6", "1e-5", "5e-5", "1e-5,0.1,1", "5e-5,0.1,1")
@@ -234,8 +246,7 @@ def train_arm(args, work: Path, arm: str, data_file: str, setting: Setting) -> P
     common = dict(model_name_or_path=str(args.sft), output_dir=str(out), datasets=[{"path": "json", "data_files": data_file}],
                   learning_rate=setting.lr, max_steps=args.steps, num_train_epochs=None,
                   per_device_train_batch_size=args.batch_size,
-                  warmup_steps=0.1, lr_scheduler_type="cosine", logging_steps=1, seed=args.seed,
-                  **({"optim": setting.optim} if setting.optim else {}))
+                  warmup_steps=0.1, lr_scheduler_type="cosine", logging_steps=1, seed=args.seed, **setting.recipe_keys())
     if arm == "rft":  # the SFT recipe's loss (assistant tokens only) and template; no beta, no NLL weight
         recipe = write_recipe(f"{args.recipes}/sft.yaml", work / "recipes" / f"{out.name}.yaml", **common)
         script = "src/phi4_recipes/run_sft.py"
@@ -247,6 +258,22 @@ def train_arm(args, work: Path, arm: str, data_file: str, setting: Setting) -> P
         script = "src/phi4_recipes/run_dpo.py"
     run_stage([script, str(recipe)], work / "logs" / f"{out.name}.log", args.threads)
     return out
+
+
+def merged_model(model: Path, base: Path) -> Path:
+    """The weights to score: `model` itself, or for a LoRA arm (an adapter folder) the adapter merged into `base`,
+    written once beside it, since the scorer and `pair_logps` load a plain checkpoint."""
+    if not (model / "adapter_config.json").exists():
+        return model
+    merged = model.parent / f"{model.name}_merged"
+    if not (merged / "config.json").exists():
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), model).merge_and_unload().save_pretrained(
+            merged)
+        AutoTokenizer.from_pretrained(model).save_pretrained(merged)
+    return merged
 
 
 def logged_margins(model: Path) -> list[dict]:
@@ -334,10 +361,11 @@ def run(args) -> None:
             evidence["arms"][f"{arm}/{setting.name}"] = {"arm": arm, "setting": setting.__dict__, "skipped": "no rows"}
             continue
         model = train_arm(args, work, arm, data[arm]["file"], setting)
+        weights = merged_model(model, sft)
         evidence["arms"][f"{arm}/{setting.name}"] = {
-            "arm": arm, "setting": setting.__dict__, "scores": score(args, work, model, benchmark),
+            "arm": arm, "setting": setting.__dict__, "scores": score(args, work, weights, benchmark),
             "margins": logged_margins(model),
-            "held_out_margins": held_out_margins(model, margin_pairs, reference_logps, setting.beta) if arm != "rft" else None}
+            "held_out_margins": held_out_margins(weights, margin_pairs, reference_logps, setting.beta) if arm != "rft" else None}
     name = "final.json" if args.final else "validation.json"
     (work / name).write_text(json.dumps(evidence, indent=1))
     print(f"dpo_effect: wrote {work / name}", flush=True)
@@ -416,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--work", required=True)
     one.add_argument("--questions", type=int, default=1600, help="training questions PTS screens (the first N)")
     one.add_argument("--steps", type=int, default=120, help="optimizer steps of every arm")
-    one.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS), help="lr[,beta[,rpo_alpha[,optim]]] each")
+    one.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS), help="lr[,beta[,rpo_alpha[,optim[,lora_r]]]] each")
     one.add_argument("--max_samples_per_question", type=int,
                      help="cap the whole responses sampled per question below PTS's rollout budget (cheaper; the "
                           "report shows the share of the budget the baselines got)")

@@ -20,6 +20,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import dpo_effect  # noqa: E402
 
+pytest_plugins = ["generation_fixtures"]  # tiny_checkpoint, for the LoRA merge
+
 
 def _pts_pair(question: str, position: int) -> dict:
     return {"question_id": question, "position": position, "prompt": f"<|im_start|>user {question}<|im_sep|>1",
@@ -67,7 +69,10 @@ def test_settings_parse_and_only_settings_every_seed_ran_are_compared():
     assert dpo_effect.Setting.parse("1e-5,0.2,1") == dpo_effect.Setting(1e-5, 0.2, 1.0)
     assert dpo_effect.Setting.parse("2e-6").name == "lr2e-06_b0.1_a0"
     with pytest.raises(ValueError, match="lr\\[,beta"):
-        dpo_effect.Setting.parse("1,2,3,sgd,5")
+        dpo_effect.Setting.parse("1,2,3,sgd,5,6")
+    lora = dpo_effect.Setting.parse("3e-4,0.1,1,,16")
+    assert lora == dpo_effect.Setting(3e-4, 0.1, 1.0, "", 16) and lora.name == "lr0.0003_b0.1_a1_lora16"
+    assert lora.recipe_keys() == {"use_peft": True, "lora_r": 16, "lora_alpha": 32, "lora_target_modules": "all-linear"}
     sgd = dpo_effect.Setting.parse("0.1,0.1,0,sgd")
     assert sgd == dpo_effect.Setting(0.1, 0.1, 0.0, "sgd") and sgd.name == "lr0.1_b0.1_a0_sgd"
 
@@ -282,3 +287,26 @@ def test_margin_summary_reads_tenths_of_the_steps_averaged_over_seeds():
     assert text.startswith("+5.000 -> +50.000 -> +95.000")
     assert "held-out pairs +0.500 (50% > 0)" in text
     assert dpo_effect.margin_summary([{"arms": {"rft/x": {"margins": []}}}], "rft/x") == "-"
+
+
+def test_a_lora_arm_is_scored_on_its_adapter_merged_into_the_sft_model(tiny_checkpoint, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    # An adapter with nonzero weights (peft starts B at zero, which would merge to the SFT model itself).
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_checkpoint),
+                                LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    adapter = tmp_path / "models" / "pts_lr0.0003_b0.1_a1_lora4"
+    peft_model.save_pretrained(adapter)
+    AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(adapter)  # run_dpo writes it beside the adapter
+
+    merged = dpo_effect.merged_model(adapter, tiny_checkpoint)
+    assert merged == adapter.parent / "pts_lr0.0003_b0.1_a1_lora4_merged" and (merged / "config.json").exists()
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        expected = peft_model.eval()(ids).logits
+        got = AutoModelForCausalLM.from_pretrained(merged).eval()(ids).logits
+        base = AutoModelForCausalLM.from_pretrained(tiny_checkpoint).eval()(ids).logits
+    assert torch.allclose(got, expected, atol=1e-4) and not torch.allclose(got, base, atol=1e-3)
+    assert dpo_effect.merged_model(merged, tiny_checkpoint) == merged  # a full checkpoint is scored as it is
