@@ -87,7 +87,7 @@ class Setting:
         every linear layer (alpha twice the rank) in place of full fine-tuning."""
         keys = {"optim": self.optim} if self.optim else {}
         if self.lora_r:
-            keys.update(use_peft=True, lora_r=self.lora_r, lora_alpha=2 * self.lora_r, lora_target_modules="all-linear")
+            keys.update(use_peft=True, lora_r=self.lora_r, lora_alpha=2 * self.lora_r, lora_target_modules=["all-linear"])
         return keys
 
 

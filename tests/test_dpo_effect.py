@@ -72,7 +72,7 @@ def test_settings_parse_and_only_settings_every_seed_ran_are_compared():
         dpo_effect.Setting.parse("1,2,3,sgd,5,6")
     lora = dpo_effect.Setting.parse("3e-4,0.1,1,,16")
     assert lora == dpo_effect.Setting(3e-4, 0.1, 1.0, "", 16) and lora.name == "lr0.0003_b0.1_a1_lora16"
-    assert lora.recipe_keys() == {"use_peft": True, "lora_r": 16, "lora_alpha": 32, "lora_target_modules": "all-linear"}
+    assert lora.recipe_keys() == {"use_peft": True, "lora_r": 16, "lora_alpha": 32, "lora_target_modules": ["all-linear"]}
     sgd = dpo_effect.Setting.parse("0.1,0.1,0,sgd")
     assert sgd == dpo_effect.Setting(0.1, 0.1, 0.0, "sgd") and sgd.name == "lr0.1_b0.1_a0_sgd"
 
@@ -168,9 +168,19 @@ def test_defaults_are_the_tiny_run_and_write_the_recipes_it_always_wrote(monkeyp
             output_dir=str(work / "models" / name), **common)
     assert (work / "recipes" / "rft_lr1e-05_b0.1_a1.yaml").read_text() == _recipe_as_written(
         "recipes/tiny/sft.yaml", output_dir=str(work / "models" / "rft_lr1e-05_b0.1_a1"), **common)
-    # An optimizer other than the recipe's AdamW is named in the recipe and in the arm's name.
+    # An optimizer other than the recipe's AdamW is named in the recipe and in the arm's name; so is LoRA, and the
+    # recipes pass the stage scripts' own checks (key names and types) as written.
+    from trl import DPOConfig, SFTConfig
+
+    from phi4_recipes.configs import ModelConfig, ScriptArguments, check_recipe
+
     dpo_effect.train_arm(args, work, "pts", "d.jsonl", dpo_effect.Setting.parse("0.1,0.1,0,sgd"))
     assert yaml.safe_load((work / "recipes" / "pts_lr0.1_b0.1_a0_sgd.yaml").read_text())["optim"] == "sgd"
+    for arm, config in (("pts", DPOConfig), ("rft", SFTConfig)):
+        dpo_effect.train_arm(args, work, arm, "d.jsonl", dpo_effect.Setting.parse("3e-4,0.1,0,,16"))
+        recipe = work / "recipes" / f"{arm}_lr0.0003_b0.1_a0_lora16.yaml"
+        assert yaml.safe_load(recipe.read_text())["use_peft"] is True
+        check_recipe(recipe, (ScriptArguments, config, ModelConfig))
     dpo_effect.score(args, work, Path("/ckpt/sft"), args.validation_benchmark)
     assert commands[0] == ["src/phi4_recipes/run_pts.py", str(work / "recipes" / "pts.yaml")]
     assert commands[-1] == ["src/phi4_recipes/run_eval.py", "recipes/tiny/eval.yaml", "--model_name_or_path", "/ckpt/sft",
