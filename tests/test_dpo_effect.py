@@ -320,3 +320,25 @@ def test_a_lora_arm_is_scored_on_its_adapter_merged_into_the_sft_model(tiny_chec
         base = AutoModelForCausalLM.from_pretrained(tiny_checkpoint).eval()(ids).logits
     assert torch.allclose(got, expected, atol=1e-4) and not torch.allclose(got, base, atol=1e-3)
     assert dpo_effect.merged_model(merged, tiny_checkpoint) == merged  # a full checkpoint is scored as it is
+
+
+def test_a_validation_tie_goes_to_the_larger_held_out_pair_margin_then_the_name():
+    """The rule fixed before the third tuning seed: equal validation scores are broken by the margin on the PTS
+    pairs kept out of training (no held-out benchmark item is read), and only then by the name."""
+    adamw, lora, worse = "pts/lr3e-06_b0.1_a1", "pts/lr0.0003_b0.1_a1_lora16", "pts/lr9e-06_b0.1_a0"
+
+    def seed_run(margins: dict) -> dict:
+        return {"arms": {key: {"held_out_margins": {"pairs": 3, "mean": m, "accuracy": 0.5} if m is not None else None}
+                         for key, m in margins.items()}}
+
+    runs = [seed_run({adamw: 0.01, lora: 0.10, worse: 0.50, "rft/a": None, "rft/b": None}),
+            seed_run({adamw: 0.01, lora: 0.05, worse: 0.50, "rft/a": None, "rft/b": None})]
+    differences = {adamw: {"mean": 0.008}, lora: {"mean": 0.008}, worse: {"mean": 0.0},
+                   "rft/a": {"mean": 0.004}, "rft/b": {"mean": 0.004}}
+    assert max([adamw, lora]) == adamw  # what the name alone chose
+    assert dpo_effect.choose_setting(runs, differences, "pts") == lora
+    assert dpo_effect.choose_setting(runs, differences, "rft") == "rft/b"  # no margins: the name decides
+    assert dpo_effect.choose_setting(runs, differences, "full") is None
+    assert dpo_effect.held_out_pair_margin(runs, lora) == pytest.approx(0.075)
+    differences[adamw]["mean"] = 0.009  # a better validation score wins over any margin
+    assert dpo_effect.choose_setting(runs, differences, "pts") == adamw
