@@ -260,19 +260,17 @@ def train_arm(args, work: Path, arm: str, data_file: str, setting: Setting) -> P
     return out
 
 
-def merged_model(model: Path, base: Path) -> Path:
-    """The weights to score: `model` itself, or for a LoRA arm (an adapter folder) the adapter merged into `base`,
-    written once beside it, since the scorer and `pair_logps` load a plain checkpoint."""
+def merged_model(model: Path) -> Path:
+    """The weights to score: `model` itself, or for a LoRA arm (an adapter folder) the adapter merged into its
+    base (phi4_recipes.merge_adapter, as the pipeline does), written once beside it, since the scorer and
+    `pair_logps` load a plain checkpoint."""
     if not (model / "adapter_config.json").exists():
         return model
     merged = model.parent / f"{model.name}_merged"
     if not (merged / "config.json").exists():
-        from peft import PeftModel
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from phi4_recipes.merge_adapter import merge_adapter
 
-        PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), model).merge_and_unload().save_pretrained(
-            merged)
-        AutoTokenizer.from_pretrained(model).save_pretrained(merged)
+        merge_adapter(model, merged)
     return merged
 
 
@@ -361,7 +359,7 @@ def run(args) -> None:
             evidence["arms"][f"{arm}/{setting.name}"] = {"arm": arm, "setting": setting.__dict__, "skipped": "no rows"}
             continue
         model = train_arm(args, work, arm, data[arm]["file"], setting)
-        weights = merged_model(model, sft)
+        weights = merged_model(model)
         evidence["arms"][f"{arm}/{setting.name}"] = {
             "arm": arm, "setting": setting.__dict__, "scores": score(args, work, weights, benchmark),
             "margins": logged_margins(model),

@@ -311,7 +311,7 @@ def test_a_lora_arm_is_scored_on_its_adapter_merged_into_the_sft_model(tiny_chec
     peft_model.save_pretrained(adapter)
     AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(adapter)  # run_dpo writes it beside the adapter
 
-    merged = dpo_effect.merged_model(adapter, tiny_checkpoint)
+    merged = dpo_effect.merged_model(adapter)
     assert merged == adapter.parent / "pts_lr0.0003_b0.1_a1_lora4_merged" and (merged / "config.json").exists()
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
@@ -319,7 +319,7 @@ def test_a_lora_arm_is_scored_on_its_adapter_merged_into_the_sft_model(tiny_chec
         got = AutoModelForCausalLM.from_pretrained(merged).eval()(ids).logits
         base = AutoModelForCausalLM.from_pretrained(tiny_checkpoint).eval()(ids).logits
     assert torch.allclose(got, expected, atol=1e-4) and not torch.allclose(got, base, atol=1e-3)
-    assert dpo_effect.merged_model(merged, tiny_checkpoint) == merged  # a full checkpoint is scored as it is
+    assert dpo_effect.merged_model(merged) == merged  # a full checkpoint is scored as it is
 
 
 def test_a_validation_tie_goes_to_the_larger_held_out_pair_margin_then_the_name():

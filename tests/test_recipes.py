@@ -55,7 +55,16 @@ def parse_training(stage_config, argv):
 
 
 def _produced_outputs() -> set[str]:
-    return {_load(p)["output_dir"] for p in RECIPES.rglob("*.yaml") if "output_dir" in _load(p)}
+    """What a recipe's `output_dir` names, and what a pipeline's stages write without a recipe of their own
+    (the tiny pipeline's `dpo_pts` merges the round's adapter into <run>/dpo_pts)."""
+    produced = {_load(p)["output_dir"] for p in RECIPES.rglob("*.yaml") if "output_dir" in _load(p)}
+    for path in RECIPES.rglob("pipeline.yaml"):
+        pipeline = _load(path)
+        for stage in pipeline.get("stages", []):
+            output = (stage.get("args") or {}).get("output_dir", "")
+            if output.startswith("{run}/"):
+                produced.add(pipeline["rebase"] + output[len("{run}"):])
+    return produced
 
 
 def test_all_five_stages_exist_at_every_scale():
@@ -217,6 +226,8 @@ def _lost_keys(raw: dict, parsed: object, overridden: set[str]) -> list[str]:
             continue
         if key == "report_to" and value == "none":  # transformers spells "no integration" as []
             value = []
+        if key == "lora_target_modules" and isinstance(value, list) and len(value) == 1:
+            value = value[0]  # TRL's ModelConfig unwraps a one-name list ([all-linear] -> "all-linear", as peft wants)
         found = [getattr(h, key) if not isinstance(h, dict) else h[key] for h in holders
                  if (key in h if isinstance(h, dict) else hasattr(h, key))]
         if not found or not _holds(value, found[0]):

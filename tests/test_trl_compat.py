@@ -26,15 +26,17 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
 TRL_RECIPES = {"sft": sorted(RECIPES.glob("**/sft.yaml")), "dpo": sorted(RECIPES.glob("**/dpo_pts.yaml"))}
 TRL = Path(sys.executable).parent / "trl"
-README_TRL_COMMANDS = ("trl sft --config", "python -m phi4_recipes.portable", "trl dpo --config")
+README_TRL_COMMANDS = ("trl sft --config", "python -m phi4_recipes.portable", "trl dpo --config",
+                       "python -m phi4_recipes.merge_adapter")
 
 
 def readme_trl_commands() -> list[list[str]]:
-    """The README's TRL commands and the post-save step, in order, as argv lists."""
+    """The README's TRL commands and the post-save steps, in order, as argv lists."""
     lines = [line.split("#")[0].strip() for line in (REPO / "README.md").read_text(encoding="utf-8").splitlines()]
     commands = [shlex.split(line) for line in lines if line.startswith(README_TRL_COMMANDS)]
     assert [" ".join(c[:3]) for c in commands] == [
-        "trl sft --config", "python -m phi4_recipes.portable", "trl dpo --config"], commands
+        "trl sft --config", "python -m phi4_recipes.portable", "trl dpo --config",
+        "python -m phi4_recipes.merge_adapter"], commands
     return commands
 
 
@@ -137,7 +139,8 @@ def _our_steps(output_dir: Path) -> int:
 
 @pytest.fixture(scope="module")
 def trl_runs(workspace) -> dict[str, Path]:
-    """The README's commands, run as written: `trl sft`, the post-save step on what it saved, `trl dpo`."""
+    """The README's commands, run as written: `trl sft`, the post-save step on what it saved, `trl dpo` (a LoRA
+    adapter, as the tiny recipe asks) and the merge of that adapter into whole weights."""
     if not TRL.exists():
         pytest.skip("the `trl` console script is not installed next to this Python")
     outputs = {}
@@ -147,6 +150,8 @@ def trl_runs(workspace) -> dict[str, Path]:
         assert "`gradient_checkpointing` is deprecated" not in log, "recipes use transformers 5's key"
         if command[0] == "trl":
             outputs[command[1]] = workspace / command[command.index("--output_dir") + 1]
+        elif "phi4_recipes.merge_adapter" in command:
+            outputs["merged"] = workspace / command[command.index("--output_dir") + 1]
     return outputs
 
 
@@ -155,7 +160,13 @@ def test_trl_sft_runs_the_tiny_sft_recipe_on_its_own_data(workspace, trl_runs):
 
 
 def test_trl_dpo_runs_the_tiny_dpo_recipe_on_the_pts_export(workspace, trl_runs):
-    assert _changed(workspace / "outputs/tiny/sft", trl_runs["dpo"])
+    from transformers import AutoModelForCausalLM
+
+    assert (trl_runs["dpo"] / "adapter_config.json").is_file()  # the recipe's LoRA, as TRL saves it
+    merged = trl_runs["merged"]
+    assert _changed(workspace / "outputs/tiny/sft", merged)
+    assert not (merged / "adapter_config.json").exists()
+    assert AutoModelForCausalLM.from_pretrained(merged).config.architectures == ["Phi3ForCausalLM"]
 
 
 def test_post_save_step_makes_trls_checkpoint_portable(trl_runs):

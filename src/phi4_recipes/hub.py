@@ -254,7 +254,9 @@ def render_model_card(manifest: dict, *, base_model: str | None, hub_model_id: s
         _, stderrs, extra = _split_scores(scores)
         if stderrs or extra:
             details[benchmark] = {**({"stderr": stderrs} if stderrs else {}), **extra}
-    adapter = bool(((manifest.get("resolved_config") or {}).get("model_args") or {}).get("use_peft"))
+    # A LoRA run saves an adapter, unless phi4_recipes.merge_adapter has merged it into whole weights since.
+    adapter = bool(((manifest.get("resolved_config") or {}).get("model_args") or {}).get("use_peft")
+                   and not manifest.get("merged_adapter"))
     data = ModelCardData(
         library_name="peft" if adapter else "transformers",
         pipeline_tag="text-generation",
