@@ -49,6 +49,22 @@ def tiny_checkpoint(tiny_model, tiny_tokenizer, tmp_path_factory):
     return path
 
 
+@pytest.fixture()
+def lora_adapter(tiny_checkpoint, tmp_path):
+    """(folder, peft model): a LoRA adapter on every linear layer of `tiny_checkpoint`, saved as run_dpo.py saves
+    one (peft's files and the tokenizer). Its B matrices are nonzero: peft starts them at zero, which would merge
+    to the base itself."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_checkpoint),
+                                LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    folder = tmp_path / "dpo_pts_adapter"
+    peft_model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(folder)
+    return folder, peft_model.eval()
+
+
 @pytest.fixture(scope="session")
 def tiny_generator(tiny_model, tiny_tokenizer):
     return TransformersGenerator(tiny_model, tiny_tokenizer)

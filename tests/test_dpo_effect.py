@@ -20,7 +20,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import dpo_effect  # noqa: E402
 
-pytest_plugins = ["generation_fixtures"]  # tiny_checkpoint, for the LoRA merge
+pytest_plugins = ["generation_fixtures"]  # lora_adapter, for the LoRA merge
 
 
 def _pts_pair(question: str, position: int) -> dict:
@@ -299,27 +299,16 @@ def test_margin_summary_reads_tenths_of_the_steps_averaged_over_seeds():
     assert dpo_effect.margin_summary([{"arms": {"rft/x": {"margins": []}}}], "rft/x") == "-"
 
 
-def test_a_lora_arm_is_scored_on_its_adapter_merged_into_the_sft_model(tiny_checkpoint, tmp_path):
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    # An adapter with nonzero weights (peft starts B at zero, which would merge to the SFT model itself).
-    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_checkpoint),
-                                LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
-    adapter = tmp_path / "models" / "pts_lr0.0003_b0.1_a1_lora4"
-    peft_model.save_pretrained(adapter)
-    AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(adapter)  # run_dpo writes it beside the adapter
-
+def test_a_lora_arm_is_scored_on_its_adapter_merged_into_the_sft_model(lora_adapter):
+    """The arm's adapter goes through phi4_recipes.merge_adapter (tests/test_merge_adapter.py checks the merge)
+    into `<arm>_merged` beside it, once; a full checkpoint is scored as it is."""
+    adapter, _ = lora_adapter
     merged = dpo_effect.merged_model(adapter)
-    assert merged == adapter.parent / "pts_lr0.0003_b0.1_a1_lora4_merged" and (merged / "config.json").exists()
-    ids = torch.tensor([[1, 2, 3, 4]])
-    with torch.no_grad():
-        expected = peft_model.eval()(ids).logits
-        got = AutoModelForCausalLM.from_pretrained(merged).eval()(ids).logits
-        base = AutoModelForCausalLM.from_pretrained(tiny_checkpoint).eval()(ids).logits
-    assert torch.allclose(got, expected, atol=1e-4) and not torch.allclose(got, base, atol=1e-3)
-    assert dpo_effect.merged_model(merged) == merged  # a full checkpoint is scored as it is
+    assert merged == adapter.parent / "dpo_pts_adapter_merged"
+    assert (merged / "config.json").exists() and not (merged / "adapter_config.json").exists()
+    stamp = (merged / "config.json").stat().st_mtime_ns
+    assert dpo_effect.merged_model(adapter) == merged and (merged / "config.json").stat().st_mtime_ns == stamp
+    assert dpo_effect.merged_model(merged) == merged
 
 
 def test_a_validation_tie_goes_to_the_larger_held_out_pair_margin_then_the_name():

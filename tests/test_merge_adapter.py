@@ -13,21 +13,13 @@ import pytest
 
 from phi4_recipes.merge_adapter import merge_adapter
 
-pytest_plugins = ["generation_fixtures"]  # tiny_checkpoint
+pytest_plugins = ["generation_fixtures"]  # tiny_checkpoint, lora_adapter
 
 
 @pytest.fixture()
-def adapter(tiny_checkpoint, tmp_path) -> tuple[Path, object]:
+def adapter(lora_adapter) -> tuple[Path, object]:
     """An adapter as run_dpo.py leaves one: peft's files, the tokenizer, our manifest with TRL's log."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    # Nonzero B (peft starts it at zero, which would merge to the base itself).
-    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_checkpoint),
-                                LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
-    folder = tmp_path / "dpo_pts_adapter"
-    peft_model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(folder)
+    folder, peft_model = lora_adapter
     manifest = {"stage": "dpo_pts", "seed": 7, "pairs": {"kept": 3, "dropped_too_long": 0, "exact_ids": 3},
                 "resolved_config": {"model_args": {"use_peft": True, "lora_r": 4}},
                 "log_history": [{"step": 1, "rewards/margins": 0.01}]}
@@ -50,7 +42,7 @@ def test_the_command_merges_into_portable_weights_that_compute_what_the_adapter_
     assert not (out / "adapter_config.json").exists()
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
-        expected = peft_model.eval()(ids).logits
+        expected = peft_model(ids).logits
         got = AutoModelForCausalLM.from_pretrained(out).eval()(ids).logits
         base = AutoModelForCausalLM.from_pretrained(tiny_checkpoint).eval()(ids).logits
     assert torch.allclose(got, expected, atol=1e-4) and not torch.allclose(got, base, atol=1e-3)
