@@ -193,6 +193,30 @@ ATTACKS = [
         ["assert f(1) == []"])),
     Attack("return a 10-million-digit integer", "dos", lambda: _forgery(
         "def f(x):\n    return 10 ** 10_000_000\n", ["assert f(1) == 0"])),
+    # Issue 34: the richer boundary (proxies, callbacks, argument sync) as a target.
+    Attack("callback ping-pong 20,000 deep", "dos", lambda: _forgery(
+        "def f(g, n=0):\n    return g(lambda: f(g, n + 1)) if n < 20_000 else n\n",
+        ["assert f(lambda k: k()) == 20_000 and False"])),
+    Attack("one 60 MB reply", "dos", lambda: _forgery(
+        "def f(x):\n    return 'x' * 60_000_000\n", ["assert len(f(1)) == 1"])),
+    Attack("sync that turns the tests' list into an instance", "forge", lambda: _forgery("""
+        import sys
+        peer_module = sys.modules["phi4_recipes.verify._peer"]
+        _send = peer_module.Peer.send
+        def send(self, message):
+            if "ok" in message and message["ok"] is None:  # the call's reply, not the lookup's
+                message = {"ok": None, "sync": [[0, {"t": "inst", "cls": "X", "cid": 0, "v": [["append", 1]]}]]}
+            return _send(self, message)
+        peer_module.Peer.send = send
+        def sort_in_place(xs):
+            pass
+    """, ["xs = [2, 1]\nsort_in_place(xs)\nassert xs == [1, 2]"])),
+    Attack("generator that never ends, consumed whole", "dos", lambda: _forgery(
+        "import itertools\ndef f():\n    return itertools.count()\n", ["assert list(f()) == []"])),
+    Attack("proxy whose __eq__ and __bool__ flip on every call", "forge", lambda: _forgery(
+        "class Flip:\n    n = 0\n    def __eq__(self, other):\n        Flip.n += 1\n        return Flip.n % 2 == 1\n"
+        "    __bool__ = __eq__\n    __hash__ = object.__hash__\n"
+        "def is_prime(n):\n    return Flip()\n", ["assert is_prime(7) == True", "assert is_prime(8) == False"])),
     # Taking more than the limits allow.
     Attack("anonymous shared memory across 6 forks", "resource", lambda: _within("""
         import mmap, os

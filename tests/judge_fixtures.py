@@ -23,7 +23,13 @@ class ScriptedJudge(RuleJudgeServer):
         super().__init__(rule, **kwargs)
         self.faults: list[tuple[str, float]] = []  # ("429"|"500"|"stall", seconds), taken one per request
         self.in_flight = self.max_in_flight = 0
+        self.requests: list[dict] = []  # every body, for the tests to inspect (the server itself keeps none)
         self._count = threading.Lock()
+
+    def note_request(self, body: dict) -> None:
+        super().note_request(body)
+        with self._count:
+            self.requests.append(body)
 
     def answer(self, body: dict) -> dict:
         with self._count:
@@ -36,13 +42,11 @@ class ScriptedJudge(RuleJudgeServer):
 
                 # Counted on arrival: the client gives up and retries long before this answer would be
                 # written, so the count must not wait for the sleep (on a loaded machine the run can end first).
-                with self._lock:
-                    self.requests.append(body)
+                self.note_request(body)
                 time.sleep(fault[1])
                 raise ServerError(504, "stalled past the client's time-out")
             if fault:
-                with self._lock:
-                    self.requests.append(body)
+                self.note_request(body)
                 raise ServerError(int(fault[0]), "injected")
             return super().answer(body)
         finally:

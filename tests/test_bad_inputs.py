@@ -102,6 +102,23 @@ def output_dir_inside_a_file(tmp):
     parse_recipe(PTSScriptArguments, argv=[str(recipe)])
 
 
+def negative_learning_rate(tmp):
+    recipe = _write(tmp, "minus.yaml", SFT_RECIPE.read_text().replace("learning_rate: 1.0e-3", "learning_rate: -1.0e-3"))
+    parse_recipe(ScriptArguments, SFTConfig, ModelConfig, argv=[str(recipe)])
+
+
+def nan_learning_rate(tmp):
+    from trl import DPOConfig
+
+    recipe = _write(tmp, "nan.yaml", f"model_name_or_path: tiny\noutput_dir: {tmp / 'out'}\nbf16: false\n"
+                                   "learning_rate: .nan\n")
+    parse_recipe(ScriptArguments, DPOConfig, ModelConfig, argv=[str(recipe)])
+
+
+def infinite_learning_rate_on_the_command_line(tmp):
+    parse_recipe(ScriptArguments, SFTConfig, ModelConfig, argv=[str(SFT_RECIPE), "--learning_rate", "inf"])
+
+
 CASES = [
     (empty_jsonl, ValueError, r"empty\.jsonl: no rows"),
     (malformed_jsonl_line, ValueError, r"broken\.jsonl:2: not valid JSON"),
@@ -116,6 +133,10 @@ CASES = [
     (missing_curate_input_dir, RecipeError, r"curate\.yaml: key 'input_dir': .*crawl does not exist"),
     (output_dir_is_a_file, RecipeError, r"sft\.yaml \(with command-line overrides\): key 'output_dir': \S+/taken is "
                                         r"a file, not a folder"),
+    (negative_learning_rate, RecipeError, r"minus\.yaml: key 'learning_rate' must be a finite number >= 0, got -0\.001"),
+    (nan_learning_rate, RecipeError, r"nan\.yaml: key 'learning_rate' must be a finite number >= 0, got nan"),
+    (infinite_learning_rate_on_the_command_line, RecipeError,
+     r"sft\.yaml \(with command-line overrides\): key 'learning_rate' must be a finite number >= 0, got inf"),
     (output_dir_inside_a_file, RecipeError, r"pts\.yaml: key 'output_dir': cannot create \S+/taken/pts: \S+/taken "
                                             r"is a file, not a folder"),
 ]

@@ -95,3 +95,22 @@ def test_a_bounded_flood_of_good_bad_and_stalled_clients_leaves_it_serving(serve
     assert statuses.count(200) == 80 and statuses.count(400) == 120
     assert _post(server, _chat())[0] == 200  # still serving
     assert threading.active_count() < 60  # handler threads of finished requests are gone
+
+
+def test_a_long_running_server_keeps_a_count_not_the_bodies():
+    import tracemalloc
+
+    body = json.dumps({"messages": [{"role": "user", "content": "x" * 20_000}]}).encode()
+    with ChatServer(echo, model_name="echo") as running:
+        assert _post(running, body)[0] == 200  # warm-up: the first answer fills caches tracemalloc would count
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(200):
+                assert _post(running, body)[0] == 200
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert running.requests_seen == 201
+    # Keeping each ~20 KB body would add ~4 MB; a count adds nothing however long the server runs.
+    assert grown < 1_000_000, f"the server kept {grown} bytes over 200 requests"

@@ -183,25 +183,27 @@ def test_a_client_dripping_bytes_faster_than_the_read_timeout_is_dropped_at_the_
         assert _post(_address(running), _ask("hi"))[0] == 200
 
 
-def test_clients_holding_every_worker_cannot_starve_a_request_and_extra_ones_get_503():
-    with ChatServer(echo, model_name="echo", read_timeout_s=5.0, request_timeout_s=1.5, max_workers=2,
-                    max_pending=1) as running, ThreadPoolExecutor(max_workers=1) as pool:
+def test_connections_past_the_limits_get_503_and_at_most_max_workers_threads_answer():
+    with ChatServer(echo, model_name="echo", latency_s=0.6, read_timeout_s=5.0, request_timeout_s=2.0,
+                    max_workers=2, max_pending=3) as running, ThreadPoolExecutor(max_workers=3) as pool:
         pooled = running._httpd
         holders = [socket.create_connection(pooled.server_address[:2], timeout=5) for _ in range(2)]  # never send
-        _wait_for(lambda: pooled._busy == 2)
+        _wait_for(lambda: pooled.connections_held == 2)
         started = time.monotonic()
-        waiting = pool.submit(_post, _address(running), _ask("waits"))
-        _wait_for(lambda: len(pooled._pending) == 1)
+        asked = [pool.submit(_post, _address(running), _ask(f"waits {i}")) for i in range(3)]
+        _wait_for(lambda: pooled.connections_held == 5)  # 2 silent + 3 valid: max_workers + max_pending
         refused, payload = _post(_address(running), _ask("refused"), timeout=2.0)
         assert refused == 503 and "busy" in payload["error"]["message"]
-        assert time.monotonic() - started < 1.0
-        assert waiting.result(timeout=5.0) == (200, waiting.result()[1])
-        assert waiting.result()[1]["choices"][0]["message"]["content"] == "waits"
-        assert time.monotonic() - started < 3.0  # served once the deadline freed a worker
+        assert time.monotonic() - started < 0.6  # refused at once, not after an answer
         assert sum(thread.name == "http-worker" for thread in threading.enumerate()) <= 2
+        answers = [future.result(timeout=5.0) for future in asked]
+        assert [a[1]["choices"][0]["message"]["content"] for a in answers] == [f"waits {i}" for i in range(3)]
+        # The silent holders took no worker: 2 workers answered 3 requests of 0.6 s in two rounds.
+        assert 1.2 <= time.monotonic() - started < 2.0
         for holder in holders:
             assert holder.recv(65536).startswith(b"HTTP/1.0 408 ")
             holder.close()
+        _wait_for(lambda: pooled.connections_held == 0)
         assert _post(_address(running), _ask("after"))[0] == 200
 
 
@@ -213,3 +215,42 @@ def test_clients_holding_every_worker_cannot_starve_a_request_and_extra_ones_get
 ])
 def test_unsupported_methods_versions_and_huge_headers_keep_their_status(server, request_bytes, status):
     assert _raw(server, request_bytes).startswith(f"HTTP/1.0 {status} ".encode())
+
+
+def _drip_all(sockets: list[socket.socket], stop: threading.Event, every_s: float) -> None:
+    """One byte to every socket each ``every_s`` (well inside the read time-out) until ``stop``."""
+    while not stop.wait(every_s):
+        for sock in sockets:
+            try:
+                sock.sendall(b"a")
+            except OSError:  # answered 408 and closed: that client is done
+                pass
+
+
+def test_64_slow_clients_do_not_delay_a_valid_request_past_the_read_timeout():
+    with ChatServer(echo, model_name="echo", read_timeout_s=2.0, request_timeout_s=4.0) as running:
+        address = _address(running)
+        slow = [socket.create_connection(address, timeout=10) for _ in range(64)]  # as many as there are workers
+        for index, sock in enumerate(slow):  # half never end their headers, half never end their body
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nX-Drip: " if index % 2 else
+                         b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 100000\r\n\r\n{")
+        stop = threading.Event()
+        dripper = threading.Thread(target=_drip_all, args=(slow, stop, 0.3), daemon=True)
+        dripper.start()
+        try:
+            time.sleep(0.5)  # every slow client has been accepted and is being read
+            assert not [thread for thread in threading.enumerate() if thread.name == "http-worker"]  # none holds one
+            started = time.monotonic()
+            status, payload = _post(address, _ask("valid"), timeout=15.0)
+            latency = time.monotonic() - started
+            assert status == 200 and payload["choices"][0]["message"]["content"] == "valid"
+            assert latency < 2.0, f"a valid request behind 64 slow clients took {latency:.2f} s (read time-out 2 s)"
+            # The slow clients still end at their whole-request deadline, each with an answer.
+            for sock in slow:
+                assert sock.recv(65536).startswith(b"HTTP/1.0 408 ")
+        finally:
+            stop.set()
+            dripper.join()
+            for sock in slow:
+                sock.close()
+        assert _post(address, _ask("after"))[0] == 200

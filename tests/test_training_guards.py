@@ -3,6 +3,7 @@ finished is overwritten, resume picks a whole checkpoint; and what its manifest 
 
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,41 @@ def test_resume_skips_a_torn_checkpoint_and_says_which(tmp_path, caplog):
     with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
         resolve_resume(_args(tmp_path, str(tmp_path / "checkpoint-3")))
     assert newest_complete_checkpoint(tmp_path / "none") is None
+
+
+def test_a_truncated_checkpoint_names_its_weights_file_when_loaded_or_resumed(tmp_path, caplog):
+    from trl import ModelConfig
+
+    from phi4_recipes.model import Phi4Config, Phi4ForCausalLM
+    from phi4_recipes.model_loading import get_model, tiny_tokenizer
+
+    folder = tmp_path / "sft"
+    Phi4ForCausalLM(Phi4Config.from_preset("tiny")).save_pretrained(folder)
+    weights = folder.resolve() / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a copy cut short
+    named = rf"{re.escape(str(weights))} is truncated or corrupt"
+    with pytest.raises(ValueError, match=named):  # what run_sft/run_dpo/run_pretrain load a folder with
+        get_model(ModelConfig(model_name_or_path=str(folder)), tiny_tokenizer())
+
+    torn = _checkpoint(tmp_path / "run" / "checkpoint-3", torn=True).resolve()
+    named = rf"{re.escape(str(torn / 'model.safetensors'))} is truncated or corrupt"
+    with pytest.raises(FileNotFoundError, match=rf"not a complete checkpoint folder: {named}"):
+        resolve_resume(_args(tmp_path / "run", str(torn)))
+    with caplog.at_level(logging.WARNING, logger="phi4_recipes"), pytest.raises(FileNotFoundError):
+        resolve_resume(_args(tmp_path / "run", "true"))
+    assert re.search(named, caplog.text), caplog.text
+
+
+def test_a_negative_learning_rate_is_refused_when_the_recipe_is_read(tmp_path):
+    recipe = tmp_path / "sft.yaml"
+    recipe.write_text((REPO / "recipes/tiny/sft.yaml").read_text()
+                      .replace("learning_rate: 1.0e-3", "learning_rate: -1.0e-3")
+                      .replace("model_name_or_path: outputs/tiny/midtrain", "model_name_or_path: tiny")
+                      .replace("output_dir: outputs/tiny/sft", f"output_dir: {tmp_path / 'out'}"))
+    proc = run_stage("run_sft.py", recipe, check=False, timeout=300)
+    assert proc.returncode != 0
+    assert f"{recipe}: key 'learning_rate' must be a finite number >= 0, got -0.001" in proc.stderr, proc.stderr[-2000:]
+    assert "Invalid learning rate" not in proc.stderr  # torch's refusal, once the model and data had loaded
 
 
 def test_the_manifest_records_the_options_the_user_asked_for(tmp_path):

@@ -5,7 +5,9 @@ import time
 
 import pytest
 
-from phi4_recipes.verify.math_oracle import MathVerifierPool, math_equal, math_equal_many
+from phi4_recipes.verify.limits import MAX_ANSWER_CHARS, MAX_COMPLETION_CHARS
+from phi4_recipes.verify.math_oracle import MathVerifierPool, math_equal, math_equal_many, math_verdict
+from phi4_recipes.verify.verdict import Verdict
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +86,8 @@ def test_hanging_comparison_counts_as_wrong_and_worker_is_replaced():
         assert math_equal("\\boxed{3}", "3.0", pool=own_pool)
         started = time.monotonic()
         # The hard deadline (0.5 s) is shorter than math-verify's own 1 s alarm, so the worker is killed.
-        assert math_equal("\\boxed{10^{10^{10}}}", "1", timeout=0.5, pool=own_pool) is False
+        verdict = math_verdict("\\boxed{10^{10^{10}}}", "1", timeout=0.5, pool=own_pool)
+        assert verdict == Verdict(False, "comparison timed out after 0.5 s")
         assert time.monotonic() - started < 3.0
         assert own_pool.restarts == 1
         assert math_equal("\\boxed{\\frac{1}{4}}", "0.25", pool=own_pool)  # the replacement works
@@ -129,3 +132,67 @@ def test_bad_inputs_raise_clear_errors(pool):
     closed.close()
     with pytest.raises(RuntimeError, match="closed"):
         closed.equal_answers("1", "2")
+
+
+# A strict grader marks an answer that offers more than one value wrong, even when one of them is right.
+HEDGED = [
+    ("The final answer is 42 (or 43)", "43"),
+    ("\\boxed{42 | 43}", "43"),
+    ("\\boxed{x=42 \\lor x=43}", "43"),
+    ("\\boxed{42 \\\\ 43}", "43"),
+    ("$42$ (alternatively $43$)", "43"),
+    ("\\boxed{43 \\text{ or maybe } 44}", "43"),
+    ("1\u2026100", "100"),
+    ("1...100", "100"),
+    ("1 \\ldots 100", "100"),
+    ("1 to 100", "100"),
+]
+
+
+@pytest.mark.parametrize(("completion", "reference"), HEDGED)
+def test_hedged_answers_are_wrong(pool, completion, reference):
+    verdict = math_verdict(completion, reference, pool=pool)
+    assert not verdict.passed
+    assert verdict.reason.startswith("the answer offers more than one value: '")
+    assert math_equal(completion, reference, pool=pool) is False
+
+
+@pytest.mark.parametrize(
+    ("completion", "reference"),
+    [
+        ("\\boxed{|x-1|}", "|1-x|"),  # paired pipes are an absolute value
+        # a vector is one value, its rows broken inside its environment
+        ("\\boxed{\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"),
+        ("\\boxed{x = 2 \\text{ or } x = 1}", "x = 1 \\text{ or } x = 2"),  # the reference offers both too
+        ("Either way, the total is 14", "14"),
+        ("We sum 1 to 100, which gives 5050", "5050"),
+    ],
+)
+def test_single_values_and_matching_multi_value_references_still_pass(pool, completion, reference):
+    assert math_verdict(completion, reference, pool=pool) == Verdict(True)
+
+
+def test_verdicts_say_why(pool):
+    too_long = "\\boxed{5}" + " " * MAX_COMPLETION_CHARS
+    assert math_verdict(too_long, "5", pool=pool) == Verdict(
+        False, f"completion is {len(too_long)} characters; oracles read at most {MAX_COMPLETION_CHARS}"
+    )
+    assert math_verdict("I am not sure.", "3", pool=pool) == Verdict(False, "no final answer found")
+    assert math_verdict("\\boxed{4}", "5", pool=pool) == Verdict(False, "not equal to the reference")
+    long_answer = "\\boxed{" + "1+" * MAX_ANSWER_CHARS + "1}"
+    assert math_verdict(long_answer, "5", pool=pool).reason == (
+        f"the answer is {2 * MAX_ANSWER_CHARS + 1} characters; math-verify reads at most {MAX_ANSWER_CHARS}"
+    )
+    assert not pool.compare_answers("1" * (MAX_ANSWER_CHARS + 1), "1").passed  # never reaches a worker
+    assert math_verdict("\\boxed{1}", "\\frac{1}{1}", pool=pool) == Verdict(True)
+
+
+@pytest.mark.parametrize(
+    "completion",
+    ["\\boxed{\ud800}", "answer: \udfff\x00", "\\boxed{\x00\x1b[0m}", "\x00" * 50, "\\boxed{1\ud800}",
+     "2 or \ud800"],
+)
+def test_odd_content_gives_a_verdict_not_an_exception(pool, completion):
+    verdict = math_verdict(completion, "1", pool=pool)
+    assert isinstance(verdict, Verdict)
+    assert verdict.passed or verdict.reason.encode()  # lone surrogates in a reason are escaped

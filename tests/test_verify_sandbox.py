@@ -4,6 +4,8 @@ Every hostile program must come back as a reported failure, and the host must be
 no file written outside the sandbox, no connection made, no process left behind.
 """
 
+import dataclasses
+import fcntl
 import os
 import shutil
 import socket
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import phi4_recipes
-from phi4_recipes.verify import _sandbox_cgroup, _sandbox_init, sandbox
+from phi4_recipes.verify import _sandbox_cgroup, _sandbox_init, _sandbox_seccomp, sandbox
 from phi4_recipes.verify.code_check import check_python
 from phi4_recipes.verify.oracles import make_oracle
 from phi4_recipes.verify.sandbox import run_python
@@ -221,6 +223,19 @@ def test_bad_arguments_raise():
 @pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root to build the scenario"
 )
+def _in_a_user_namespace(script: str) -> subprocess.CompletedProcess:
+    """Run ``script`` in a new user namespace, where no further namespace can be made: isolation is unavailable."""
+    completed = subprocess.run(
+        ["unshare", "--user", "--map-root-user", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(SRC_DIR)},
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed
+
+
 def test_refuses_to_run_when_isolation_is_unavailable():
     # Root inside a user namespace that maps only uid 0 cannot switch to a sandbox uid: isolation fails.
     script = textwrap.dedent("""
@@ -232,14 +247,7 @@ def test_refuses_to_run_when_isolation_is_unavailable():
             print("REFUSED", str(error).replace("\\n", " "))
         print(run_python("print(6 * 7)", allow_unsandboxed=True).stdout.strip())
     """)
-    completed = subprocess.run(
-        ["unshare", "--user", "--map-root-user", sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(SRC_DIR)},
-    )
-    assert completed.returncode == 0, completed.stderr
+    completed = _in_a_user_namespace(script)
     lines = completed.stdout.splitlines()
     assert lines[0].startswith("REFUSED cannot isolate untrusted code"), completed.stdout
     # The refusal says what was tried, and does not talk the caller into running code unprotected.
@@ -624,7 +632,8 @@ def test_flooded_output_does_not_delay_the_deadline():
     """)
     for limit in (1 << 20, 1 << 26):  # cut off by the output limit, and by the 3 s deadline
         started = time.monotonic()
-        result = run_python(flood, timeout=3.0, max_output_bytes=limit)
+        # The wall-clock deadline: a program blocked on a full pipe may spend little CPU time.
+        result = run_python(flood, timeout=3.0, wall_timeout=3.0, max_output_bytes=limit)
         assert not result.ok and (result.output_truncated or result.timed_out)
         assert time.monotonic() - started < 3.5
 
@@ -762,11 +771,313 @@ def test_output_past_the_limit_can_be_truncated_instead_of_killing():
     assert len(truncated.stdout) == 2**20 and set(truncated.stdout) == {"x", "\n"}
     killed = run_python(two_mib, max_output_bytes=2**20)  # the default, for stdin/stdout tasks
     assert not killed.ok and killed.output_truncated and killed.exit_code is None
-    # Output that never stops still ends at the wall-clock deadline.
+    # Output that never stops still ends at the wall-clock deadline (and at its CPU time, when it spends it).
     started = time.monotonic()
-    flood = run_python("while True:\n    print('x' * 10000)", timeout=1.5, max_output_bytes=1000,
+    flood = run_python("while True:\n    print('x' * 10000)", timeout=1.5, wall_timeout=1.5, max_output_bytes=1000,
                        on_output_limit="truncate")  # fmt: skip
     assert flood.timed_out and not flood.ok and len(flood.stdout) == 1000
     assert time.monotonic() - started < 4.0
     with pytest.raises(ValueError, match="on_output_limit"):
         run_python("pass", on_output_limit="ignore")
+
+
+# --- The timeout is CPU time: what the program computes, not how busy the machine is.
+
+
+def test_busy_loop_is_stopped_at_its_cpu_time():
+    result = run_python("while True:\n    pass", timeout=1.5)
+    assert result.timed_out and not result.ok and result.exit_code is None, result
+    assert 1.5 <= result.cpu_seconds < 1.5 + 0.15, result  # polled every 10 ms near the end
+    assert result.duration_s < 1.5 + 2.0, result
+
+
+def test_a_program_that_sleeps_spends_no_cpu_time():
+    result = run_python("import time\ntime.sleep(2)\nprint('woke')", timeout=1.0)
+    assert result.ok and result.stdout == "woke\n" and not result.timed_out, result
+    assert result.cpu_seconds < 0.5 and result.duration_s >= 2.0, result
+
+
+SPIN_THREADS = textwrap.dedent("""
+    import hashlib, threading, time
+    block, main_thread_cpu = b"x" * 2**20, 0.0
+    def spin():
+        while True:
+            hashlib.sha256(block).digest()  # hashing a large buffer releases the GIL: the threads run at once
+    def report():
+        while True:
+            print(f"{time.process_time():.3f} {main_thread_cpu:.3f}", flush=True)
+            time.sleep(0.01)
+    for target in (spin, spin, spin, report):
+        threading.Thread(target=target, daemon=True).start()
+    while True:
+        hashlib.sha256(block).digest()
+        main_thread_cpu = time.thread_time()
+""")
+
+
+@pytest.mark.parametrize("force_fallback", [False, True], ids=["cgroup-if-any", "no-cgroup"])
+def test_cpu_time_of_every_thread_counts(monkeypatch, force_fallback):
+    if force_fallback:
+        monkeypatch.setenv(_sandbox_cgroup.CGROUP_ENV, "/nonexistent/phi4-sandbox-parent")
+    result = run_python(SPIN_THREADS, timeout=2.0)
+    assert result.timed_out and result.exit_code is None, result
+    assert 2.0 <= result.cpu_seconds < 2.0 + 0.2, result
+    # What the program itself measured last: the process's CPU time had reached the budget, while each of the
+    # four threads that spin had spent about a quarter of it. With free cores, that is sooner in wall time.
+    process_cpu, main_thread_cpu = map(float, result.stdout.split("\n")[-2].split())
+    assert 2.0 - 0.15 <= process_cpu <= 2.0 + 0.05 and main_thread_cpu < 1.2, result.stdout[-200:]
+    if len(os.sched_getaffinity(0)) >= 2 and os.getloadavg()[0] < 0.5:
+        assert result.duration_s < 2.0, result  # only where no other work holds a core
+
+
+SPIN_PROCESSES = textwrap.dedent("""
+    import os, time
+    def burn(seconds):
+        end = time.process_time() + seconds
+        while time.process_time() < end:
+            pass
+    child = os.fork()
+    if child == 0:
+        burn(1.0)
+        os._exit(0)
+    os.waitpid(child, 0)  # the CPU time of a child that is gone still counts
+    if os.fork() == 0:
+        while True:
+            pass
+    while True:
+        print(round(time.process_time(), 2), flush=True)
+        burn(0.01)
+""")
+
+
+def _without_cgroup_cpu_counter(monkeypatch) -> None:
+    """Make the sandbox's init add up CPU time from /proc, as where the cgroup has no CPU counter (no cpuacct)."""
+    create = sandbox.create_run_cgroup
+
+    def create_without_counter(*args):
+        run = create(*args)
+        return run and dataclasses.replace(run, cpu_usage_file=None)
+
+    monkeypatch.setattr(sandbox, "create_run_cgroup", create_without_counter)
+
+
+def _cgroup_counts_cpu() -> bool:
+    run = _sandbox_cgroup.create_run_cgroup(64, 4)
+    if run is None:
+        return False
+    run.remove()
+    return run.cpu_usage_file is not None
+
+
+@pytest.mark.parametrize("clock", ["cgroup", "proc"])
+def test_cpu_time_of_every_process_counts(monkeypatch, clock):
+    if not _cgroup_expected():
+        pytest.skip("without a cgroup the program cannot start a process")
+    if clock == "proc":
+        _without_cgroup_cpu_counter(monkeypatch)
+    elif not _cgroup_counts_cpu():
+        pytest.skip("the run's cgroup has no CPU counter here (no cpuacct hierarchy)")
+    result = run_python(SPIN_PROCESSES, timeout=2.0)
+    assert result.timed_out and result.exit_code is None and result.limits != "rlimit", result
+    assert 2.0 <= result.cpu_seconds < 2.0 + 0.2, result
+    # 1 s by the reaped child, then two processes at once share the last second: the parent got about half.
+    assert float(result.stdout.split()[-1]) < 0.8, result
+
+
+AUTOREAPED_CHILDREN = textwrap.dedent("""
+    import os, signal, time
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children: their time is in no parent's
+    burned = 0.0
+    while True:
+        if os.fork() == 0:
+            end = time.process_time() + 0.4
+            while time.process_time() < end:
+                pass
+            os._exit(0)
+        time.sleep(0.5)
+        burned += 0.4
+        print(round(burned, 1), flush=True)
+""")
+
+
+def test_cpu_time_of_children_the_kernel_reaped_counts():
+    # /proc shows their time nowhere: each child stayed under the budget, and the run went on to the wall
+    # backstop with 4.4 s of CPU time against timeout=1. The run's cgroup counts it.
+    if not _cgroup_counts_cpu():
+        pytest.skip("needs a cgroup that counts CPU time (v2, or v1 with a cpuacct hierarchy)")
+    result = run_python(AUTOREAPED_CHILDREN, timeout=1.0)
+    assert result.timed_out and result.exit_code is None, result
+    assert 1.0 <= result.cpu_seconds < 1.0 + 0.2 and float(result.stdout.split()[-1]) <= 1.2, result
+
+
+def test_cgroup_cpu_counter_formats(tmp_path):
+    (tmp_path / "cpu.stat").write_text("usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n")
+    (tmp_path / "cpuacct.usage").write_text("2500000000\n")
+    assert 1.49 < _sandbox_init.RunCpuClock(str(tmp_path / "cpu.stat")).seconds(None) <= 1.5
+    assert 2.49 < _sandbox_init.RunCpuClock(str(tmp_path / "cpuacct.usage")).seconds(None) <= 2.5
+
+
+BURN_0_6_S = textwrap.dedent("""
+    import time
+    while time.process_time() < 0.6:
+        pass
+    print("answer")
+""")
+
+
+def test_quick_program_passes_beside_cpu_hogs():
+    # Two busy processes share one core with the sandbox: the program gets a third of it, so its 0.6 s of CPU
+    # take about 2 s of wall time, past the 1 s timeout that now counts CPU seconds only.
+    saved, core = os.sched_getaffinity(0), min(os.sched_getaffinity(0))
+    hogs = []
+    os.sched_setaffinity(0, {core})  # this thread only; processes started from it inherit the one core
+    try:
+        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+        result = run_python(BURN_0_6_S, timeout=1.0)
+    finally:
+        os.sched_setaffinity(0, saved)
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert result.ok and result.stdout == "answer\n", result
+    assert 0.6 <= result.cpu_seconds < 1.0 and result.duration_s > 1.0, result
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root to build the scenario"
+)
+def test_unsandboxed_runs_count_cpu_time_too():
+    # As in test_refuses_to_run_when_isolation_is_unavailable: no namespaces, no pid 1 that sees every process.
+    script = textwrap.dedent("""
+        from phi4_recipes.verify.sandbox import run_python
+        spin = run_python("while True:\\n    pass", timeout=1.0, allow_unsandboxed=True)
+        sleep = run_python("import time\\ntime.sleep(1.5)", timeout=0.5, allow_unsandboxed=True)
+        print(spin.timed_out, spin.exit_code, spin.cpu_seconds, spin.limits, sleep.ok, sleep.cpu_seconds)
+    """)
+    completed = _in_a_user_namespace(script)
+    timed_out, exit_code, spin_cpu, limits, sleep_ok, sleep_cpu = completed.stdout.split()
+    assert (timed_out, exit_code, limits, sleep_ok) == ("True", "None", "rlimit", "True"), completed.stdout
+    assert 1.0 <= float(spin_cpu) < 1.15 and float(sleep_cpu) < 0.4, completed.stdout
+
+
+def test_bad_wall_timeout_raises():
+    with pytest.raises(ValueError, match="wall_timeout"):
+        run_python("pass", wall_timeout=0)
+    with pytest.raises(ValueError, match="wall_timeout"):
+        run_python("pass", wall_timeout=float("nan"))
+
+
+def test_wall_timeout_ends_a_program_that_sleeps():
+    started = time.monotonic()
+    result = run_python("import time\ntime.sleep(30)", timeout=5.0, wall_timeout=1.0)
+    assert result.timed_out and not result.ok and result.exit_code is None, result
+    assert result.cpu_seconds is None, result  # the host killed the run: its init could not report
+    assert time.monotonic() - started < 3.0
+
+
+# --- Kernel resources a program could hold or share without a cgroup to charge them.
+
+
+def _filter_verdict(machine: str, memory_capped: bool, number: int, *args: int) -> str:
+    """What the seccomp filter answers to system call ``number`` with ``args`` (low words): run it here."""
+    audit_arch = _sandbox_seccomp.ARCHES[machine][0]
+    words = {0: number, 4: audit_arch} | {16 + 8 * i: arg for i, arg in enumerate(args)}
+    accumulator, index = 0, 0
+    program = _sandbox_seccomp.build_filter(machine, memory_capped)
+    while True:
+        code, jump_true, jump_false, constant = program[index]
+        if code == 0x20:
+            accumulator = words.get(constant, 0)
+        elif code == 0x54:
+            accumulator &= constant
+        elif code == 0x06:
+            return {0x7FFF0000: "allow", 0x80000000: "kill"}.get(constant, f"errno {constant & 0xFFFF}")
+        else:
+            jumps = {0x15: accumulator == constant, 0x35: accumulator >= constant, 0x45: accumulator & constant}
+            index += jump_true if jumps[code] else jump_false  # KeyError: an instruction this reader lacks
+        index += 1
+
+
+def test_filter_denies_flock_always_and_secret_memory_without_a_cgroup():
+    for machine, (_, numbers) in _sandbox_seccomp.ARCHES.items():
+        assert numbers["memfd_secret"] == 447 and numbers["flock"] == {"x86_64": 73, "aarch64": 32}[machine]
+        for capped in (True, False):
+            assert _filter_verdict(machine, capped, numbers["flock"], 3, 2) == "errno 1"
+            assert _filter_verdict(machine, capped, 447, 0) == ("allow" if capped else "errno 1")
+            memfd = _filter_verdict(machine, capped, numbers["memfd_create"], 0)
+            assert memfd == ("allow" if capped else "errno 1")
+        assert _filter_verdict(machine, True, numbers["pivot_root"]) == "allow"  # the interpreter: allowed
+
+
+def test_without_a_cgroup_secret_memory_is_denied(monkeypatch):
+    # memfd_secret pages are in no address space either: one run held 960 MiB against memory_mb=512.
+    monkeypatch.setenv(_sandbox_cgroup.CGROUP_ENV, "/nonexistent/phi4-sandbox-parent")
+    code = "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nprint(libc.syscall(447, 0), ctypes.get_errno())"
+    result = run_python(code, memory_mb=256)
+    assert result.ok and result.limits == "rlimit", result
+    # EPERM from the filter, not ENOSYS (38) from a kernel without it, nor a descriptor from one with it.
+    assert result.stdout.split() == ["-1", "1"], result
+
+
+def test_scratch_tmpfs_inodes_are_bounded():
+    # size= bounds data, not inodes: 100k empty files added hundreds of MiB of host kernel memory.
+    code = textwrap.dedent("""
+        import os
+        for folder in (".", "/dev/shm"):
+            made = 0
+            try:
+                while made < 100_000:
+                    open(f"{folder}/f{made}", "wb").close()
+                    made += 1
+            except OSError as error:
+                print(made, error.errno)
+            else:
+                print(made, 0)
+    """)
+    result = run_python(code, timeout=20.0)
+    assert result.ok, result
+    for line in result.stdout.splitlines():
+        made, errno = map(int, line.split())
+        assert errno == 28 and 1000 < made <= 16384, result  # ENOSPC
+
+
+def test_init_command_line_shows_no_host_path():
+    code = textwrap.dedent("""
+        for name in ("cmdline", "environ"):
+            try:
+                print(name, open(f"/proc/1/{name}", "rb").read().replace(b"\\0", b" ").decode())
+            except OSError as error:
+                print(name, "unreadable", error.errno)
+    """)
+    result = run_python(code, allowed_packages=["yaml"])
+    assert result.ok and result.stdout.startswith("cmdline "), result
+    for host_path in (str(SRC_DIR.parent), sys.prefix, "phi4_recipes", "site-packages", '"view"', "binds"):
+        assert host_path not in result.stdout, (host_path, result.stdout)
+
+
+def test_lock_on_a_shared_read_only_file_is_refused():
+    # Every file in view but scratch is shared with the host and other runs: a lock on one is a signal.
+    interpreter = sandbox._interpreter()[0]
+    read, write = os.pipe()
+    code = textwrap.dedent(f"""
+        import fcntl, os, time
+        handle = open({interpreter!r}, "rb")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            print("locked", flush=True)
+        except OSError as error:
+            print("refused", error.errno, flush=True)
+        os.write({write}, b"x")
+        time.sleep(30)
+    """)
+    process = sandbox.start_python(code, pass_fds=[write])
+    try:
+        assert os.read(read, 1) == b"x"
+        with open(interpreter, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while the program holds it
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        process.stop()
+        os.close(read)
+        result = process.result()
+    assert result.stdout.split() == ["refused", "1"], result

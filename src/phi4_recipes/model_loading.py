@@ -15,6 +15,7 @@ import types
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -100,6 +101,17 @@ def require_checkpoint_folder(name: str, markers: tuple[str, ...], what: str) ->
                          f"(it holds {sorted(p.name for p in folder.iterdir())[:8]})")
 
 
+def require_whole_weights(folder: str | Path) -> None:
+    """Every ``*.safetensors`` file in ``folder`` opens, or the error names the file: safetensors reports a copy
+    cut short, or a save killed part-way, as a bare "incomplete metadata, file not fully covered"."""
+    for file in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(str(file), framework="pt"):  # reads the header only and checks it against the size
+                pass
+        except (OSError, SafetensorError) as err:
+            raise ValueError(f"{file} is truncated or corrupt ({err}): copy or save the checkpoint again") from err
+
+
 def _config_overrides(overrides: dict | None) -> dict:
     overrides = dict(overrides or {})
     if "rope_theta" in overrides:  # recipes speak of the RoPE base; configs keep it in rope_parameters
@@ -131,6 +143,8 @@ def get_model(model_args, tokenizer, *, use_liger: bool = True, config_overrides
         name = str(Path(name).resolve()) if Path(name).is_dir() else name
         # Phi-3/Phi-4 folders load into our class (Liger on CUDA); any other causal LM in its own layout.
         phi = is_phi_model(name, model_args.model_revision)
+        if Path(name).is_dir():
+            require_whole_weights(name)
         config_class, model_class = (Phi4Config, Phi4ForCausalLM) if phi else (AutoConfig, AutoModelForCausalLM)
         extra = {"use_liger": use_liger} if phi else {}
         config = config_class.from_pretrained(name, revision=model_args.model_revision, **overrides, **extra)

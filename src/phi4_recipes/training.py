@@ -12,7 +12,6 @@ from typing import Any
 import datasets
 import torch
 import transformers
-from safetensors import SafetensorError, safe_open
 from torch.distributed.fsdp import FSDPModule
 from transformers import set_seed
 from trl import DPOConfig
@@ -21,7 +20,7 @@ from . import io
 from .data.sources import check_jsonl_rows, fingerprint, first_rows, load_train_split
 from .hub import HubPushError, model_lineage, push_checkpoint, write_model_card
 from .manifest import read_manifest, write_manifest
-from .model_loading import configure_generation
+from .model_loading import configure_generation, require_whole_weights
 from .recipe_checks import require_local_input
 from .tokenizer import (
     end_of_turn_token,
@@ -164,18 +163,18 @@ def distribution(accelerator, model) -> dict[str, Any]:
             "fsdp_units": sorted(units)}
 
 
-def _is_complete_checkpoint(folder: Path) -> bool:
-    """A checkpoint the Trainer finished writing: its state file exists and every weights file opens."""
-    weights = sorted(folder.glob("*.safetensors"))
-    if not (folder / "trainer_state.json").is_file() or not weights:
-        return False
+def _incomplete_checkpoint(folder: Path) -> str | None:
+    """Why ``folder`` is not a checkpoint the Trainer finished writing (no state file, no weights, a weights file
+    that does not open, named), or None when it is one."""
+    if not (folder / "trainer_state.json").is_file():
+        return f"{folder} has no trainer_state.json"
+    if not any(folder.glob("*.safetensors")):
+        return f"{folder} has no *.safetensors weights"
     try:
-        for file in weights:
-            with safe_open(str(file), framework="pt"):
-                pass
-    except (OSError, SafetensorError):
-        return False
-    return True
+        require_whole_weights(folder)
+    except ValueError as err:
+        return str(err)
+    return None
 
 
 def newest_complete_checkpoint(output_dir: str | Path) -> str | None:
@@ -184,9 +183,10 @@ def newest_complete_checkpoint(output_dir: str | Path) -> str | None:
     candidates = sorted((p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
                         key=lambda p: int(p.name.split("-")[-1]), reverse=True) if folder.is_dir() else []
     for candidate in candidates:
-        if _is_complete_checkpoint(candidate):
+        reason = _incomplete_checkpoint(candidate)
+        if reason is None:
             return str(candidate)
-        logger.warning("skipping %s: it was not completely written (killed mid-save?)", candidate)
+        logger.warning("skipping %s: it was not completely written (killed mid-save?): %s", candidate, reason)
     return None
 
 
@@ -213,8 +213,9 @@ def resolve_resume(training_args, overwrite_output_dir: bool = False) -> str | N
             raise FileNotFoundError(f"resume_from_checkpoint=true but {output_dir} has no complete checkpoint-*")
         logger.info("resuming from %s", last)
         return last
-    if not _is_complete_checkpoint(Path(value)):
-        raise FileNotFoundError(f"resume_from_checkpoint: {value} is not a complete checkpoint folder")
+    reason = _incomplete_checkpoint(Path(value))
+    if reason is not None:
+        raise FileNotFoundError(f"resume_from_checkpoint: {value} is not a complete checkpoint folder: {reason}")
     return value
 
 

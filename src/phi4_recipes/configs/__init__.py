@@ -20,6 +20,7 @@ tokenizer, config overrides) are for pretraining and midtraining, which only our
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -164,13 +165,27 @@ def check_cli_options(argv: list[str], dataclass_types: tuple[type, ...]) -> Non
                 raise RecipeError(f"command line: unknown option '--{key}'{closest_hint(key, known)}")
 
 
+# Keys whose value must be a finite number >= 0. A negative or NaN learning rate parses as a float, and torch
+# would only refuse it when the optimizer is built, after the model and data have loaded.
+_FINITE_NON_NEGATIVE = ("learning_rate",)
+
+
+def _check_finite_non_negative(instance, where: str) -> None:
+    """Fail on a key of `_FINITE_NON_NEGATIVE` that is negative, NaN or infinite, naming the key and ``where``."""
+    for key in _FINITE_NON_NEGATIVE:
+        value = getattr(instance, key, None)
+        if isinstance(value, int | float) and not isinstance(value, bool) and not (math.isfinite(value) and value >= 0):
+            raise RecipeError(f"{where}: key '{key}' must be a finite number >= 0, got {value!r}")
+
+
 def parse_recipe(*dataclass_types: type, argv: list[str] | None = None) -> tuple:
     """Parse ``[recipe.yaml | --config recipe.yaml] [--key value ...]`` into one instance per dataclass.
 
     Command-line values override the recipe. Each instance gets ``recipe_path`` (the YAML file or None).
 
     Raises:
-        RecipeError: an unknown key, a wrong type, or a dataclass check failed; the message names the file.
+        RecipeError: an unknown key, a wrong type, a negative or non-finite learning rate, or a dataclass check
+            failed; the message names the file.
         SystemExit: argparse's own refusal of an unknown or abbreviated command-line option.
     """
     argv = normalise_argv(sys.argv[1:] if argv is None else argv)
@@ -200,6 +215,7 @@ def parse_recipe(*dataclass_types: type, argv: list[str] | None = None) -> tuple
         # A dataset named on the command line replaces the recipe's TRL `datasets:` mixture (overrides win).
         if "dataset_name" in cli_keys and "datasets" not in cli_keys and getattr(instance, "datasets", None):
             instance.datasets = []
+        _check_finite_non_negative(instance, where)
         # Before any work: a stage that cannot write its output would otherwise find out at its first save.
         require_output_dir(getattr(instance, "output_dir", None), "output_dir", where)
     return tuple(parsed)

@@ -8,10 +8,12 @@ It holds up against a hostile or broken client on its own: the API key is checke
 a body over `max_body_bytes` is refused with 413 unread, a missing, negative or short Content-Length gets
 400, and every malformed request (not JSON, nested too deeply, a JSON array, bad messages, NaN or a
 400-digit temperature, `max_tokens: 0`, a bad `n`) gets 400 naming the field. Every request gets an HTTP
-answer: an error inside a reply is a 500, never a dropped connection. `PooledHTTPServer` and
-`HardenedRequestHandler` bound what clients can hold: at most `max_workers` threads, `max_pending`
-connections waiting for one (then 503), and `request_timeout_s` for a whole request to arrive (then 408),
-however slowly its bytes drip in.
+answer: an error inside a reply is a 500, never a dropped connection. `http_server.PooledHTTPServer` and
+`HardenedRequestHandler` bound what clients can hold: one reader thread collects every request, and only a
+complete one takes one of at most `max_workers` threads, so slow clients cannot keep a valid request
+waiting; at most `max_workers + max_pending` connections are held (then 503), and a whole request has
+`request_timeout_s` to arrive (then 408), however slowly its bytes drip in. The server keeps a count of the
+requests it answered, never their bodies.
 
 Routes: GET /v1/models, POST /v1/chat/completions.
 """
@@ -19,21 +21,26 @@ Routes: GET /v1/models, POST /v1/chat/completions.
 from __future__ import annotations
 
 import argparse
-import collections
 import hmac
-import io
 import json
-import logging
 import math
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+# The HTTP side lives in http_server; its classes are imported from here too (the tests' OpenAI server does).
+from .http_server import (
+    BackgroundHTTPServer,
+    HardenedRequestHandler,
+    PooledHTTPServer,
+    announced_length,
+    error_body,
+)
+
+__all__ = ["BackgroundHTTPServer", "ChatServer", "HardenedRequestHandler", "PooledHTTPServer", "Reply", "ServerError",
+           "serve_from_command_line", "validate_chat_request"]
 
 # reply(request body, choice index, number of choices) -> the assistant's text
 Reply = Callable[[dict, int, int], str]
@@ -87,216 +94,6 @@ def _shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def _error(message: str) -> dict:
-    return {"error": {"message": message}}
-
-
-class PooledHTTPServer(HTTPServer):
-    """An ``HTTPServer`` that answers on at most ``max_workers`` threads, started on demand and ended when idle.
-
-    Up to ``max_pending`` further connections wait, unread, for a free thread; past that a connection gets 503
-    at once. A worker holds a connection for at most ``request_timeout_s`` while the request arrives (see
-    `HardenedRequestHandler`), so a waiting connection is picked up within that time plus one reply.
-    """
-
-    request_queue_size = 256  # the listen backlog: socketserver's 5 resets connections when 16 open at once
-
-    def __init__(self, address, handler: type[BaseHTTPRequestHandler], *, read_timeout_s: float = 10.0,
-                 request_timeout_s: float = 30.0, max_workers: int = 64, max_pending: int = 256):
-        if max_workers < 1 or max_pending < 0 or read_timeout_s <= 0 or request_timeout_s <= 0:
-            raise ValueError("max_workers must be >= 1, max_pending >= 0 and both time-outs > 0; got "
-                             f"{max_workers}, {max_pending}, {read_timeout_s}, {request_timeout_s}")
-        self.read_timeout_s = read_timeout_s
-        self.request_timeout_s = request_timeout_s
-        self.max_workers = max_workers
-        self.max_pending = max_pending
-        self._lock = threading.Lock()
-        self._busy = 0  # worker threads alive, each answering one connection after another
-        self._pending: collections.deque[tuple[socket.socket, tuple]] = collections.deque()
-        super().__init__(address, handler)
-
-    def process_request(self, request, client_address) -> None:
-        with self._lock:
-            start = self._busy < self.max_workers
-            if start:
-                self._busy += 1
-            elif len(self._pending) < self.max_pending:
-                self._pending.append((request, client_address))
-                return
-        if not start:
-            return self._refuse(request)
-        threading.Thread(target=self._work, args=(request, client_address), name="http-worker", daemon=True).start()
-
-    def _work(self, request, client_address) -> None:
-        while True:
-            try:
-                self.finish_request(request, client_address)
-            except Exception:
-                self.handle_error(request, client_address)
-            finally:
-                self.shutdown_request(request)
-            with self._lock:
-                if not self._pending:
-                    self._busy -= 1
-                    return
-                request, client_address = self._pending.popleft()
-
-    def _refuse(self, request: socket.socket) -> None:
-        """503 from the accepting thread, without reading the request: every worker is busy."""
-        data = json.dumps(_error(f"all {self.max_workers} workers are busy and {self.max_pending} connections "
-                                 "wait; retry shortly")).encode()
-        head = (f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(data)}"
-                "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n").encode()
-        try:
-            request.settimeout(0.5)  # a fresh connection's send buffer is empty: this never really waits
-            request.sendall(head + data)
-            for _ in range(16):  # closing with unread bytes would reset the connection before the 503 is read
-                if not request.recv(65536, socket.MSG_DONTWAIT):
-                    break
-        except OSError:
-            pass
-        self.shutdown_request(request)
-
-    def handle_error(self, request, client_address) -> None:
-        logger.exception("error while serving %s", client_address)
-
-    def server_close(self) -> None:
-        super().server_close()
-        with self._lock:
-            waiting, self._pending = list(self._pending), collections.deque()
-        for request, _ in waiting:
-            self.shutdown_request(request)
-
-
-class _DeadlineSocketIO(socket.SocketIO):
-    """The handler's socket as a raw stream whose every read ends by the handler's whole-request deadline."""
-
-    def __init__(self, handler: HardenedRequestHandler):
-        super().__init__(handler.connection, "rb")
-        self._handler = handler
-
-    def readinto(self, buffer) -> int | None:
-        handler = self._handler
-        remaining = handler.deadline - time.monotonic()
-        if remaining <= 0:
-            handler.request_timed_out = True
-            raise TimeoutError(f"the request did not arrive within {handler.server.request_timeout_s} s")
-        read_timeout_s = handler.server.read_timeout_s
-        self._sock.settimeout(min(remaining, read_timeout_s))
-        try:
-            return super().readinto(buffer)
-        except TimeoutError:
-            handler.request_timed_out = remaining <= read_timeout_s  # the deadline, not a stalled read, ended it
-            raise
-
-
-class HardenedRequestHandler(BaseHTTPRequestHandler):
-    """A request handler for `PooledHTTPServer` that no client can stall or crash.
-
-    Each read waits at most the server's ``read_timeout_s``; the request line, headers and body together must
-    arrive within ``request_timeout_s`` (a client dripping a byte at a time gets 408 and is dropped); an
-    exception while answering is logged and answered 500 instead of dropping the connection.
-    """
-
-    # The base class answers a request line it cannot take (e.g. "HTTP/2.0": 505) as HTTP/0.9, a bare page with
-    # no status line that clients read as a broken connection; a JSON API answers every client in HTTP/1.x.
-    default_request_version = "HTTP/1.0"
-    deadline = 0.0  # monotonic time by which the current request must have arrived
-    request_timed_out = False
-    _responded = False
-
-    def setup(self) -> None:
-        self.timeout = self.server.read_timeout_s
-        super().setup()
-        self.rfile.close()  # replaced by a reader that keeps the whole-request deadline
-        self.rfile = io.BufferedReader(_DeadlineSocketIO(self))
-
-    def handle_one_request(self) -> None:
-        self.deadline = time.monotonic() + self.server.request_timeout_s
-        self.request_timed_out = False
-        self._responded = False
-        # What the base class sets only once a request line parses; an early 408 or 500 still needs them.
-        self.command, self.requestline, self.request_version = "", "", ""
-        try:
-            super().handle_one_request()
-        except Exception as err:  # a bug in one answer must not cost the client its response
-            logger.exception("answering %r failed", self.requestline)
-            self.close_connection = True
-            if not self._responded:
-                self.send_json(500, _error(f"internal error: {type(err).__name__}"))
-            return
-        if self.request_timed_out and not self._responded:  # the base class drops a timed-out client silently
-            self.close_connection = True
-            self.send_json(408, _error(f"the request did not arrive within {self.server.request_timeout_s} s"))
-
-    def send_response_only(self, code, message=None) -> None:
-        self._responded = True
-        super().send_response_only(code, message)
-
-    def send_json(self, status: int, payload: dict) -> None:
-        """Send ``payload`` with ``status``; a client that has gone away is not an error."""
-        data = json.dumps(payload).encode()
-        try:
-            self.connection.settimeout(self.server.read_timeout_s)  # reads near the deadline shortened it
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            self.wfile.flush()
-        except OSError:  # BrokenPipeError, ConnectionResetError, TimeoutError: the client went away
-            self.close_connection = True
-
-    def log_message(self, format, *args):  # noqa: A002 - quiet: the caller's log is the run's
-        pass
-
-
-class BackgroundHTTPServer:
-    """Start/stop of a `PooledHTTPServer` in a background thread; shared by ChatServer and the tests'
-    fault-injecting server, so both get the same worker bound and request deadline. ``handler`` should
-    subclass `HardenedRequestHandler` (the deadline, 408 and 500 live there)."""
-
-    def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler], *, read_timeout_s: float = 10.0,
-                 request_timeout_s: float = 30.0, max_workers: int = 64, max_pending: int = 256):
-        self._httpd = PooledHTTPServer((host, port), handler, read_timeout_s=read_timeout_s,
-                                       request_timeout_s=request_timeout_s, max_workers=max_workers,
-                                       max_pending=max_pending)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def start(self):
-        # A short poll interval: shutdown() waits for the loop to notice, and tests start hundreds of servers.
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name=type(self).__name__,
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        try:
-            self._httpd.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self._httpd.server_close()
-
-    def shutdown(self) -> None:
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.shutdown()
-
-
 class ChatServer(BackgroundHTTPServer):
     """Serves ``reply`` as chat completions on HOST:PORT in background threads; port 0 picks a free port.
 
@@ -307,8 +104,9 @@ class ChatServer(BackgroundHTTPServer):
         latency_s: delay before each answer (a model's thinking time; shows concurrency in throughput).
         max_body_bytes: larger requests get 413 without being read.
         read_timeout_s: a client that stops sending is dropped after this long.
-        request_timeout_s: a request (line, headers, body) that has not arrived after this long gets 408.
-        max_workers: most requests answered at once; up to ``max_pending`` more wait, the rest get 503.
+        request_timeout_s: a request (line, headers, body) that has not arrived this long after connecting gets 408.
+        max_workers: most requests answered at once; up to ``max_pending`` more connections are held while their
+            request arrives or waits for a worker, the rest get 503.
         max_n: most choices per request.
     """
 
@@ -322,20 +120,27 @@ class ChatServer(BackgroundHTTPServer):
         self.latency_s = latency_s
         self.max_body_bytes = max_body_bytes
         self.max_n = max_n
-        self.requests: list[dict] = []  # every well-formed chat request answered or refused, in arrival order
+        # A count, not the bodies: a stand-in serving a long run would otherwise grow by every request it answers.
+        self._requests_seen = 0
         self._lock = threading.Lock()
         super().__init__(host, port, _make_handler(self), read_timeout_s=read_timeout_s,
                          request_timeout_s=request_timeout_s, max_workers=max_workers, max_pending=max_pending)
 
     @property
     def requests_seen(self) -> int:
+        """Well-formed chat requests that reached `answer` (answered or refused there)."""
         with self._lock:
-            return len(self.requests)
+            return self._requests_seen
+
+    def note_request(self, body: dict) -> None:
+        """Count one well-formed request; `answer` calls it first. A subclass that answers some requests itself
+        calls it too, and may keep what it needs of ``body`` (the server keeps nothing of it)."""
+        with self._lock:
+            self._requests_seen += 1
 
     def answer(self, body: dict) -> dict:
         """The chat-completion answer to one validated body (subclasses may raise ServerError)."""
-        with self._lock:
-            self.requests.append(body)
+        self.note_request(body)
         if self.latency_s:
             time.sleep(self.latency_s)
         n = body.get("n") or 1
@@ -353,12 +158,22 @@ class ChatServer(BackgroundHTTPServer):
 
 def _make_handler(server: ChatServer):
     class Handler(HardenedRequestHandler):
+        @classmethod
+        def body_to_read(cls, command, path, headers) -> int:
+            # Only a body do_POST will read is collected: the key and the size are checked before any of it is
+            # read (401 and 413 go out with the body unread).
+            size = announced_length(headers)
+            if (command != "POST" or path != "/v1/chat/completions" or size is None or size > server.max_body_bytes
+                    or not server.authorised(headers.get("Authorization"))):
+                return 0
+            return size
+
         def do_GET(self):
             if not server.authorised(self.headers.get("Authorization")):
-                return self.send_json(401, _error("missing or wrong API key"))
+                return self.send_json(401, error_body("missing or wrong API key"))
             if self.path == "/v1/models":
                 return self.send_json(200, {"object": "list", "data": [{"id": server.model_name, "object": "model"}]})
-            return self.send_json(404, _error(f"no route GET {self.path}"))
+            return self.send_json(404, error_body(f"no route GET {self.path}"))
 
         def do_POST(self):
             self.close_connection = True  # an error may leave unread bytes; never reuse this connection
@@ -370,13 +185,13 @@ def _make_handler(server: ChatServer):
                 body = self._read_json()
                 validate_chat_request(body, server.max_n)
             except ServerError as err:
-                return self.send_json(err.status, _error(str(err)))
+                return self.send_json(err.status, error_body(str(err)))
             except Exception as err:  # whatever else a hostile body provokes is still a bad request
-                return self.send_json(400, _error(f"malformed request: {type(err).__name__}: {_shorten(str(err))}"))
+                return self.send_json(400, error_body(f"malformed request: {type(err).__name__}: {_shorten(str(err))}"))
             try:
                 payload = server.answer(body)
             except ServerError as err:
-                return self.send_json(err.status, _error(str(err)))
+                return self.send_json(err.status, error_body(str(err)))
             return self.send_json(200, payload)  # any other error in answer() is HardenedRequestHandler's 500
 
         def _read_json(self):

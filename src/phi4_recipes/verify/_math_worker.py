@@ -5,7 +5,8 @@ comparison lives here (this process's main thread) and the parent adds a hard wa
 for expressions that hang inside C code where the alarm cannot interrupt them.
 
 Protocol: one request per stdin line ``{"prediction": str, "reference": str, "timeout": int}``,
-one reply per stdout line ``{"equal": bool, "error": str | null}``. The first line written is
+one reply per stdout line ``{"equal": bool, "error": str | null, "reason": str | null}`` (reason:
+why unequal answers are unequal, when it is more than "not equal"). The first line written is
 ``{"ready": true}`` once math-verify is imported.
 """
 
@@ -50,9 +51,16 @@ def main() -> None:
             gold = parse_answer(request["reference"], timeout)
             predicted = parse_answer(request["prediction"], timeout)
             equal = bool(gold and predicted and verify(list(gold), list(predicted), timeout_seconds=timeout))
-            reply = {"equal": equal, "error": None}
+            # parse() returns nothing both for text it cannot read and when its alarm fires.
+            reason = (
+                None if equal
+                else "math-verify could not parse the reference answer" if not gold
+                else "math-verify could not parse the answer" if not predicted
+                else None
+            )
+            reply = {"equal": equal, "error": None, "reason": reason}
         except Exception as error:  # noqa: BLE001 - any failure is a "not equal" verdict, reported upward
-            reply = {"equal": False, "error": f"{type(error).__name__}: {error}"}
+            reply = {"equal": False, "error": f"{type(error).__name__}: {error}", "reason": None}
         channel.write(json.dumps(reply) + "\n")
 
 

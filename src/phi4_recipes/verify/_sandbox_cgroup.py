@@ -10,8 +10,13 @@ kinds are tried, in order:
   ``Delegate=yes`` unit), else this process's own cgroup;
 - cgroup v1 (hosts and CI containers without a v2 memory controller): a child of this process's
   own cgroup in the ``memory`` hierarchy (``memory.limit_in_bytes``, and ``memory.memsw.limit_in_bytes``
-  so swap cannot extend it), plus one in the ``pids`` hierarchy where that one is writable too.
-  Skipped when ``$PHI4_SANDBOX_CGROUP`` names a directory explicitly.
+  so swap cannot extend it), plus one in the ``pids`` and in the ``cpuacct`` hierarchy where those
+  are writable too. Skipped when ``$PHI4_SANDBOX_CGROUP`` names a directory explicitly.
+
+The cgroup also counts the CPU time of every process that was ever in it (v2 ``cpu.stat``, v1
+``cpuacct.usage``). Adding up the processes in /proc misses a child that the kernel reaped by itself
+(its parent ignores SIGCHLD): its CPU time lands in no parent's, so a program could fork such
+children forever within a CPU budget. The sandbox's init reads this counter instead where there is one.
 
 Where neither applies (an unprivileged caller, a read-only /sys/fs/cgroup), the sandbox lowers the
 process limit and denies the memory RLIMIT_AS cannot see, and ``ExecResult.limits`` says which of
@@ -41,11 +46,14 @@ class RunCgroup:
     Attributes:
         kind (str): ``"cgroup v2"`` or ``"cgroup v1"``.
         paths (tuple[Path, ...]): directories the run's init process joins: one for v2; for v1 the
-            memory cgroup first, then the pids cgroup when there is one.
+            memory cgroup first, then the pids and cpuacct cgroups when there are.
+        cpu_usage_file (Path | None): the file that counts the CPU time of everything ever in the run's
+            cgroup (``cpu.stat`` for v2, ``cpuacct.usage`` for v1); None without a cpuacct hierarchy.
     """
 
     kind: str
     paths: tuple[Path, ...]
+    cpu_usage_file: Path | None = None
 
     def peak_memory_bytes(self) -> int | None:
         """Most memory the run held at once (None where the kernel does not record it)."""
@@ -119,21 +127,28 @@ def _usable_v2(parent: Path) -> bool:
     return _probe_child(parent)
 
 
-def _find_parents(explicit: str) -> tuple[str, tuple[Path, ...]] | None:
+def _find_parents(explicit: str) -> tuple[str, dict[str, Path]] | None:
     if explicit:
-        return ("cgroup v2", (Path(explicit),)) if _usable_v2(Path(explicit)) else None
+        return ("cgroup v2", {"unified": Path(explicit)}) if _usable_v2(Path(explicit)) else None
     own = _own_cgroup_v2()
     if own is not None and _usable_v2(own):
-        return "cgroup v2", (own,)
+        return "cgroup v2", {"unified": own}
     memory = _own_cgroup_v1("memory")
     if memory is None or not (memory / "memory.limit_in_bytes").exists() or not _probe_child(memory):
         return None
-    pids = _own_cgroup_v1("pids")
-    return "cgroup v1", ((memory, pids) if pids is not None and _probe_child(pids) else (memory,))
+    parents = {"memory": memory}
+    for controller in ("pids", "cpuacct"):
+        parent = _own_cgroup_v1(controller)
+        if parent is not None and (parent in parents.values() or _probe_child(parent)):
+            parents[controller] = parent
+    return "cgroup v1", parents
 
 
-def delegated_parents() -> tuple[str, tuple[Path, ...]] | None:
-    """The kind and the parent directories under which per-run cgroups are made, or None (cached)."""
+def delegated_parents() -> tuple[str, dict[str, Path]] | None:
+    """The kind and, by controller (``"unified"`` for v2), the folders per-run cgroups go under; None if none.
+
+    Cached per value of ``$PHI4_SANDBOX_CGROUP``. For v1, controllers mounted together share one folder.
+    """
     key = os.environ.get(CGROUP_ENV, "")
     with _parent_lock:
         if key not in _parent_cache:
@@ -148,25 +163,34 @@ def create_run_cgroup(memory_mb: int, max_processes: int) -> RunCgroup | None:
         return None
     kind, parents = found
     name = f"phi4-sandbox-{uuid.uuid4().hex}"
-    run = RunCgroup(kind, tuple(parent / name for parent in parents))
+    folders = {controller: parent / name for controller, parent in parents.items()}
     limit = str(memory_mb * 2**20)
+    if kind == "cgroup v2":
+        cpu_usage_file = folders["unified"] / "cpu.stat"  # a core file: there without the cpu controller
+    else:
+        cpu_usage_file = folders["cpuacct"] / "cpuacct.usage" if "cpuacct" in folders else None
+    run = RunCgroup(kind, tuple(dict.fromkeys(folders.values())), cpu_usage_file)
     try:
         for path in run.paths:
             path.mkdir()
         if kind == "cgroup v2":
-            (run.paths[0] / "memory.max").write_text(limit)
-            if (run.paths[0] / "memory.swap.max").exists():
-                (run.paths[0] / "memory.swap.max").write_text("0")
-            (run.paths[0] / "pids.max").write_text(str(max_processes))
+            unified = folders["unified"]
+            (unified / "memory.max").write_text(limit)
+            if (unified / "memory.swap.max").exists():
+                (unified / "memory.swap.max").write_text("0")
+            (unified / "pids.max").write_text(str(max_processes))
         else:
-            (run.paths[0] / "memory.limit_in_bytes").write_text(limit)
-            if (run.paths[0] / "memory.memsw.limit_in_bytes").exists():  # memory + swap; at least the above
-                (run.paths[0] / "memory.memsw.limit_in_bytes").write_text(limit)
-            if len(run.paths) > 1:
-                (run.paths[1] / "pids.max").write_text(str(max_processes))
+            memory = folders["memory"]
+            (memory / "memory.limit_in_bytes").write_text(limit)
+            if (memory / "memory.memsw.limit_in_bytes").exists():  # memory + swap; at least the above
+                (memory / "memory.memsw.limit_in_bytes").write_text(limit)
+            if "pids" in folders:
+                (folders["pids"] / "pids.max").write_text(str(max_processes))
     except OSError:
         run.remove()
         return None
+    if run.cpu_usage_file is not None and not run.cpu_usage_file.exists():
+        run = RunCgroup(kind, run.paths, None)
     return run
 
 

@@ -3,19 +3,25 @@
 It runs as pid 1 of fresh network/mount/pid/ipc/uts namespaces (mode "root" or "userns") or,
 when the caller opted out of isolation, in the host namespaces (mode "none"). It:
 
-1. reads its settings from argv[1] (JSON) and the program from the inherited fd they name;
+1. reads its settings (JSON) from the inherited fd that argv[1] names, and the program from the
+   fd they name. The host starts it as ``/proc/self/fd/N/_sandbox_init.py`` through a descriptor
+   of this folder, so its command line, which the program can read in /proc/1/cmdline, names no
+   host path and holds no settings;
 2. joins the per-run cgroup(s) when the caller made them (memory and process limits for the whole run);
 3. builds the program's whole filesystem on a fresh tmpfs and makes it the root (``pivot_root``),
    so nothing of the host is in view unless listed (see ``sandbox._view``): read-only binds of
    the system directories, the interpreter's install and a few /etc files; empty read-only tmpfs
    over the package folders inside them, holding binds of only the allowed packages; five device
-   nodes; private size-capped tmpfs on /tmp and /dev/shm; a fresh /proc that only shows the
-   sandbox's own processes. Everything but /tmp, /dev/shm and /proc is then read-only;
+   nodes; private size- and inode-capped tmpfs on /tmp and /dev/shm; a fresh /proc that only shows
+   the sandbox's own processes. Everything but /tmp, /dev/shm and /proc is then read-only;
 4. forks the program with rlimits, no capabilities, ``no_new_privs``, a fresh session keyring, the
    seccomp filter of ``_sandbox_seccomp`` and (as host root) a per-run unprivileged uid, so
    RLIMIT_NPROC really applies and counts only this run;
-5. reaps every process until the program exits, then writes its status as JSON to the status fd.
-   Returning from pid 1 makes the kernel kill whatever the program left behind.
+5. reaps every process until the program exits, meanwhile reading the CPU time of every process
+   and thread of the run (``RunCpuClock``: the run's cgroup counts it, else /proc); once that passes
+   the budget, it kills them all.
+   Then it writes the program's status and the run's CPU time as JSON to the status fd. Returning
+   from pid 1 makes the kernel kill whatever the program left behind.
 
 Setup failures are reported on the status fd as ``{"setup_error": ...}`` so the caller can refuse to run.
 """
@@ -26,10 +32,14 @@ import os
 import resource
 import signal
 import sys
+import time
 
 # The init script runs with -I -S, so its own folder is not on the path; the filter lives beside it.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _HERE)
 import _sandbox_seccomp  # noqa: E402
+
+sys.path.remove(_HERE)  # run from /proc/self/fd/N: that descriptor is closed before the program starts
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 0x20, 0x400, 0x800, 0x1000, 0x4000
@@ -61,6 +71,14 @@ KEYCTL_SYSCALL = {machine: numbers["keyctl"] for machine, (_, numbers) in _sandb
 PIVOT_ROOT_SYSCALL = {machine: numbers["pivot_root"] for machine, (_, numbers) in _sandbox_seccomp.ARCHES.items()}
 # Per-run uids start here; far above any uid a distribution or container image hands out.
 SANDBOX_UID_BASE = 2_000_000
+# Inodes of the tmpfs that only the setup writes (the staging root, the covers over package folders): their
+# folders, symlinks and mount points. Read-only once the program runs; the cap only bounds a runaway setup.
+SETUP_INODES = 4096
+PR_SET_CHILD_SUBREAPER = 36
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# How often the run's CPU time is added up, at most and at least: often enough near the budget to stop
+# within ~10 ms of it, rarely while far from it (each poll reads /proc/<pid>/stat of every process).
+CPU_POLL_S = (0.01, 0.25)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -127,12 +145,13 @@ def _bind(fd: int, target: str) -> None:
     _mount(source, target, None, MS_BIND | MS_REC, None)
 
 
-def _tmpfs(target: str, size: str, mode: str) -> None:
+def _tmpfs(target: str, size: str, inodes: int, mode: str) -> None:
+    # nr_inodes too: size= bounds the data only, and empty files (100k of them) cost kernel memory.
     _make_mount_point(target, directory=True)
-    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode={mode}")
+    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},nr_inodes={inodes},mode={mode}")
 
 
-def build_root(view: dict, scratch_mb: int) -> str:
+def build_root(view: dict, scratch_mb: int, scratch_inodes: int) -> str:
     """Assemble the program's filesystem under a fresh tmpfs and return where it is; the host stays as it was.
 
     ``view`` (from ``sandbox._view``): ``binds`` [[host path, path inside]] bound read-only,
@@ -144,16 +163,17 @@ def build_root(view: dict, scratch_mb: int) -> str:
     sources.update({f"/dev/{name}": os.open(f"/dev/{name}", os.O_PATH) for name in DEVICES})
     try:
         root = _STAGING
-        _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+        _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, f"size=1m,nr_inodes={SETUP_INODES},mode=0755")
         # Scratch first: an interpreter installed under /tmp is then bound inside it, not covered by it.
         for scratch in ("/tmp", "/dev/shm"):
-            _tmpfs(root + scratch, f"{scratch_mb}m", "1777")
+            _tmpfs(root + scratch, f"{scratch_mb}m", scratch_inodes, "1777")
         for source, target in view["binds"]:
             _bind(sources[source], root + target)
         for hidden in view["hidden"]:
             # Binds stay writable until enter_root: never create a folder through one onto the host.
             if os.path.isdir(root + hidden):
-                _mount("tmpfs", root + hidden, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
+                _mount("tmpfs", root + hidden, "tmpfs", MS_NOSUID | MS_NODEV,
+                       f"size=64k,nr_inodes={SETUP_INODES},mode=0755")  # fmt: skip
         for source, target in view["packages"]:
             _bind(sources[source], root + target)
         for name in DEVICES:
@@ -217,7 +237,9 @@ def host_pid() -> int:
 def drop_privileges(config: dict, uid: int | None) -> None:
     """In the forked child: rlimits, then no capabilities and no way to regain them, then the seccomp filter."""
     limits = {
-        resource.RLIMIT_CPU: config["cpu_seconds"],
+        # A per-process backstop in whole seconds past the budget; the init's poll of the whole run's CPU
+        # time (run_cpu_seconds) normally stops it first.
+        resource.RLIMIT_CPU: config["cpu_rlimit_seconds"],
         resource.RLIMIT_AS: config["memory_mb"] * 2**20,
         resource.RLIMIT_NPROC: config["max_processes"],
         resource.RLIMIT_FSIZE: config["file_size_mb"] * 2**20,
@@ -247,30 +269,177 @@ def drop_privileges(config: dict, uid: int | None) -> None:
     _sandbox_seccomp.install(_libc, memory_capped=bool(config["cgroups"]))
 
 
-def reap_until(child: int) -> int:
-    """Reap every process handed to us until ``child`` exits; return its raw wait status."""
+def _stat_cpu_seconds(pid: int) -> float:
+    """CPU time of process ``pid`` (all its threads, live or gone) and of the children it reaped; 0 if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    # Fields 14-17 of proc(5): utime, stime, cutime, cstime (fields[0] is field 3, the state).
+    return sum(int(ticks) for ticks in fields[11:15]) / _CLOCK_TICKS
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (mode "none": the host's /proc shows all the host's processes)."""
+    found, pending = [], [pid]
+    while pending:
+        parent = pending.pop()
+        try:
+            threads = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for thread in threads:
+            try:
+                with open(f"/proc/{parent}/task/{thread}/children") as handle:
+                    children = [int(child) for child in handle.read().split()]
+            except (OSError, ValueError):
+                continue
+            found += children
+            pending += children
+    return sorted(found)
+
+
+def _run_processes(child: int | None) -> list[int]:
+    """The run's live processes but this init, in ascending pid order; ``child``: the program, if not reaped."""
+    if os.getpid() == 1:
+        return sorted(int(name) for name in os.listdir("/proc") if name.isdigit() and name != "1")
+    # Mode "none": where the kernel lists no children, the program alone (it cannot fork there). Never a reaped
+    # program's pid: on the host, another process may have it by now.
+    return _descendants(os.getpid()) or ([child] if child is not None else [])
+
+
+def run_cpu_seconds(child: int | None) -> float:
+    """CPU time of every process and thread of the run so far, this init's own excepted.
+
+    The children this init has reaped (``RUSAGE_CHILDREN``, which holds what they had reaped in turn),
+    plus each live process's own and reaped children's time from /proc/<pid>/stat. Read in that order, and
+    the live processes parent before child (pids only grow in a fresh pid namespace), a process reaped
+    meanwhile is missed for one poll rather than counted twice.
+    """
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime + sum(_stat_cpu_seconds(pid) for pid in _run_processes(child))
+
+
+class RunCpuClock:
+    """CPU seconds the run has spent: its cgroup's counter where there is one, else ``run_cpu_seconds``.
+
+    The counter (``_sandbox_cgroup.RunCgroup.cpu_usage_file``) also holds the time of processes the
+    kernel reaped by itself, which /proc shows nowhere. It is opened before the host's /sys goes out of view.
+    """
+
+    def __init__(self, usage_file: str | None):
+        try:
+            self.fd = os.open(usage_file, os.O_RDONLY) if usage_file else None
+        except OSError:
+            self.fd = None  # /proc still sees all but what the kernel reaped by itself
+        self.own_at_start = self._own()
+
+    @staticmethod
+    def _own() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def seconds(self, child: int | None) -> float:
+        """CPU time of the run so far; ``child``: the program, while it is not reaped."""
+        if self.fd is None:
+            return run_cpu_seconds(child)
+        text = os.pread(self.fd, 4096, 0).decode()
+        # v2 cpu.stat: "usage_usec N" first; v1 cpuacct.usage: nanoseconds.
+        total = int(text.split()[1]) / 1e6 if text.startswith("usage_usec") else int(text) / 1e9
+        # This init is in the cgroup too: the time it spent since it joined is not the program's.
+        return total - (self._own() - self.own_at_start)
+
+
+def kill_run(child: int) -> None:
+    """SIGKILL every process of the run: as pid 1, ``kill(-1)`` reaches exactly the rest of its namespace."""
+    if os.getpid() == 1:
+        os.kill(-1, signal.SIGKILL)
+        return
+    for _ in range(3):  # mode "none": the program cannot fork there, but a descendant may appear meanwhile
+        for pid in _run_processes(child):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _reap_ready(child: int) -> int | None:
+    """Reap every process that has exited (orphans come to this init); the program's wait status if it did."""
+    status = None
     while True:
-        pid, status = os.wait()
-        if pid == child:
+        try:
+            pid, raw = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
             return status
+        if pid == 0:
+            return status
+        if pid == child:
+            status = raw
+
+
+def supervise(child: int, clock: RunCpuClock, cpu_budget: float, wall_seconds: float, cpus: int) -> dict:
+    """Reap every process until ``child`` exits, killing the run once its CPU time passes ``cpu_budget``.
+
+    SIGCHLD is blocked (before the fork), so ``sigtimedwait`` wakes as soon as a process exits and sleeps
+    the poll interval otherwise: as long as the run, using at most ``cpus`` cores, could not spend what
+    is left of the budget, clamped to ``CPU_POLL_S``. ``wall_seconds`` is a backstop should the host
+    that watches the wall clock be gone.
+
+    Returns:
+        dict: ``exit_code`` (``-N`` for signal N), ``cpu_seconds`` and, when it stopped the run,
+        ``cpu_timed_out`` or ``wall_timed_out``.
+    """
+    deadline = time.monotonic() + wall_seconds
+    report: dict = {}
+    status = None
+    while status is None:
+        status = _reap_ready(child)
+        if status is not None:
+            break
+        used = clock.seconds(child)
+        over = "cpu_timed_out" if used >= cpu_budget else None
+        if over is None and time.monotonic() >= deadline:
+            over = "wall_timed_out"
+        if over:
+            report[over] = True
+            kill_run(child)
+            status = os.waitpid(child, 0)[1]
+            break
+        interval = min(CPU_POLL_S[1], max(CPU_POLL_S[0], (cpu_budget - used) / cpus))
+        signal.sigtimedwait([signal.SIGCHLD], interval)
+    _reap_ready(child)  # whatever else has ended, so that its time is in RUSAGE_CHILDREN
+    report["cpu_seconds"] = round(clock.seconds(None), 3)
+    report["exit_code"] = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    return report
+
+
+def _read_fd(fd: int) -> bytes:
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
 
 
 def main() -> None:
-    config = json.loads(sys.argv[1])
+    config = json.loads(_read_fd(int(sys.argv[1])))
+    os.close(config["init_dir_fd"])  # the host folder this script was started from; imports are done
     status_pipe = os.fdopen(config["status_fd"], "w")
-    with os.fdopen(config["program_fd"], "rb") as program_file:
-        program = program_file.read()
+    program = _read_fd(config["program_fd"])
+    cpus = os.cpu_count() or 1  # read now: sysconf may look in /sys, which the sandbox does not show
     try:
         mode = config["mode"]
         if mode not in ("root", "userns", "none"):
             raise SetupError(f"unknown sandbox mode {mode!r}")
         join_cgroups(config["cgroups"])
+        clock = RunCpuClock(config["cpu_usage_file"])
         uid = SANDBOX_UID_BASE + host_pid() if mode == "root" else None
         workdir = config["workdir"]
         if mode != "none":
             os.umask(0o022)
-            enter_root(build_root(config["view"], config["scratch_mb"]))
+            enter_root(build_root(config["view"], config["scratch_mb"], config["scratch_inodes"]))
             os.makedirs(workdir, mode=0o700)
+        else:
+            # No pid namespace: orphans of the program come back to this init, to be counted and killed.
+            _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(SET_CHILD_SUBREAPER)")
         program_path = os.path.join(workdir, "main.py")
         with open(program_path, "wb") as handle:
             handle.write(program)
@@ -281,9 +450,12 @@ def main() -> None:
         status_pipe.write(json.dumps({"setup_error": str(error)}))
         sys.exit(1)
 
+    # Blocked before the fork, so that no exit is missed before supervise() waits for it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])
     child = os.fork()
     if child == 0:
         try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])  # the mask survives exec
             status_pipe.close()
             drop_privileges(config, uid)
             os.chdir(workdir)
@@ -292,14 +464,7 @@ def main() -> None:
             os.write(2, f"sandbox: could not start the program: {error}\n".encode())
         os._exit(127)
 
-    # Backstop in case the parent dies: pid 1 ignores default-action signals, so install a handler.
-    signal.signal(signal.SIGALRM, lambda *_: os.kill(child, signal.SIGKILL))
-    signal.alarm(int(config["wall_seconds"]) + 2)
-    status = reap_until(child)
-    if os.WIFSIGNALED(status):
-        report = {"exit_code": -os.WTERMSIG(status)}
-    else:
-        report = {"exit_code": os.WEXITSTATUS(status)}
+    report = supervise(child, clock, config["cpu_seconds"], config["wall_seconds"] + 2, cpus)
     status_pipe.write(json.dumps(report))
     status_pipe.close()
 

@@ -15,10 +15,19 @@ filter denies those system calls outright:
 - ``unshare``, ``setns`` and ``clone`` with any ``CLONE_NEW*`` flag; ``clone3`` answers ENOSYS so
   libc falls back to ``clone``, whose flags a filter can read (clone3 passes them in memory);
 - ``keyctl``, ``add_key`` and ``request_key``;
-- where no cgroup caps the run's memory, also ``memfd_create`` and ``shmget``: their pages count
-  against no process's address space, so RLIMIT_AS would not bound them (the tmpfs mounts the
-  program can write are size-capped instead); and every new process (``fork``, ``vfork``, ``clone``
-  without ``CLONE_THREAD``): RLIMIT_AS caps each process, so six forks of 200 MB held 1.2 GB against
+- ``flock``: every file in view outside the scratch tmpfs is shared with the host and with the
+  other sandboxes, and a file opened read-only can still be locked: an exclusive lock on, say, the
+  interpreter binary is a signal that the host and every other run can see (and a way to stall a
+  host process that locks it). The call fails with EPERM rather than succeeding as a no-op: a
+  program that locks to keep its own processes apart must not silently lose that exclusion.
+  Record locks (``fcntl`` F_SETLK, which ``fcntl.lockf`` and sqlite3 take) stay allowed: the filter
+  cannot tell a shared file from a scratch one, so a read lock on a shared file remains visible to
+  ``F_GETLK`` elsewhere;
+- where no cgroup caps the run's memory, also ``memfd_create``, ``memfd_secret`` and ``shmget``:
+  their pages count against no process's address space, so RLIMIT_AS would not bound them (one
+  run held 960 MiB of secret memory against ``memory_mb=512``; the tmpfs mounts the program can
+  write are size-capped instead); and every new process (``fork``, ``vfork``, ``clone`` without
+  ``CLONE_THREAD``): RLIMIT_AS caps each process, so six forks of 200 MB held 1.2 GB against
   ``memory_mb=512``, while threads share the one address space the limit covers.
 
 Only x86_64 and aarch64 are known; a call made through another ABI (32-bit compat, x32) kills
@@ -47,17 +56,18 @@ ARCHES = {
     "x86_64": (0xC000003E, {"socket": 41, "socketpair": 53, "clone": 56, "unshare": 272, "setns": 308,
                             "clone3": 435, "keyctl": 250, "add_key": 248, "request_key": 249,
                             "io_uring_setup": 425, "memfd_create": 319, "shmget": 29, "setsockopt": 54,
-                            "pivot_root": 155, "fork": 57, "vfork": 58}),
+                            "pivot_root": 155, "fork": 57, "vfork": 58, "flock": 73, "memfd_secret": 447}),
     "aarch64": (0xC00000B7, {"socket": 198, "socketpair": 199, "clone": 220, "unshare": 97, "setns": 268,
                              "clone3": 435, "keyctl": 219, "add_key": 217, "request_key": 218,
                              "io_uring_setup": 425, "memfd_create": 279, "shmget": 194, "setsockopt": 208,
-                             "pivot_root": 41}),
+                             "pivot_root": 41, "flock": 32, "memfd_secret": 447}),
 }  # fmt: skip
 # aarch64 has no fork/vfork system calls (libc forks through clone), so only x86_64 names them.
 NEW_PROCESS_ONLY_CALLS = ("fork", "vfork")
-DENIED = ("socket", "setsockopt", "unshare", "setns", "keyctl", "add_key", "request_key", "io_uring_setup")
+DENIED = ("socket", "setsockopt", "unshare", "setns", "keyctl", "add_key", "request_key", "io_uring_setup",
+          "flock")  # fmt: skip
 # Memory that RLIMIT_AS does not see; denied only where no cgroup charges it to the run.
-DENIED_WITHOUT_CGROUP = ("memfd_create", "shmget")
+DENIED_WITHOUT_CGROUP = ("memfd_create", "memfd_secret", "shmget")
 
 
 class _SockFprog(ctypes.Structure):

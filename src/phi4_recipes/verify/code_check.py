@@ -1,132 +1,74 @@
-"""Check model-written Python against test cases without trusting anything the model's code says.
+"""Check model-written Python against test cases, agreeing with plain Python and trusting nothing the code says.
 
 Two test styles, as code datasets ship them:
 
-- assert-style (HumanEval, MBPP): strings of Python such as ``"assert add(1, 2) == 3"``. The
-  solution runs in one sandbox (``_candidate_server``), the tests in another (``_test_runner``):
-  separate interpreters joined only by two pipes. The tests call the solution's functions through
-  proxies; arguments go out and return values come back as plain data (``plain_data``), so every
-  comparison happens on the trusted side and an ``__eq__`` override never crosses. The test
-  process writes exactly one verdict per test, and nothing the solution prints, patches or reads
-  (its own program text included) reaches those verdicts;
+- assert-style (HumanEval, MBPP, LeetCode-style): strings of Python such as ``"assert add(1, 2) == 3"``.
+  The solution runs in one sandbox (``_solution_server``), imported as module ``solution`` (so its
+  ``if __name__ == "__main__":`` demo does not run), and the tests in another (``_test_runner``):
+  separate interpreters joined only by two pipes. The tests reach the solution's names through
+  the channel (``_peer``): values cross typed and are rebuilt with the tests' own classes
+  (``_wire``: Fraction, Decimal, OrderedDict, namedtuple, deque, Counter, defaultdict, dict views,
+  big ints...), and every other object (a ``Solution()`` instance, a closure, a generator) stays in
+  the solution's process as a ``Remote`` the tests call, iterate and index. Arguments the solution
+  mutates come back; callables the tests pass in are called back on the tests' side; exceptions
+  keep their standard-library hierarchy. Only plain values are compared on the trusted side
+  (``_remote``), and which names belong to the solution follows from the task (``_candidates``);
 - stdin/stdout (APPS, CodeContests): ``{"stdin": "...", "stdout": "..."}``; one sandboxed run per
   case, output compared here, line by line ignoring trailing whitespace.
+
+Nothing of the solution is parsed, rendered or run on the host: its source goes to its sandbox on
+stdin, at most ``MAX_CODE_CHARS`` characters, and each sandbox's budget is CPU time (``run_python``).
 """
 
 from __future__ import annotations
 
-import ast
-import builtins
+import base64
 import json
+import marshal
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from phi4_recipes.verify._test_runner import SOLUTION_GONE
-from phi4_recipes.verify.sandbox import MAX_PROGRAM_BYTES, ExecResult, run_python, start_python
+from phi4_recipes.verify._peer import SOLUTION_GONE
+from phi4_recipes.verify.limits import MAX_COMPLETION_CHARS
+from phi4_recipes.verify.sandbox import ExecResult, default_wall_timeout, run_python, start_python
 
+MAX_CODE_CHARS = MAX_COMPLETION_CHARS
 # Stdlib-only modules the sandboxed programs define from source: the sandbox need not have this
 # package installed, and the solution's process never holds the test process's code.
 _EMBEDDED = {
-    "solution": ("plain_data", "_candidate_server"),
-    "tests": ("plain_data", "_test_runner"),
+    "solution": ("_wire", "_peer", "_solution_server"),
+    "tests": ("_wire", "_peer", "_candidates", "_remote", "_test_runner"),
 }
+# Past the expected answer's length, this much more output is allowed before a stdin/stdout run is killed.
+_IO_OUTPUT_SLACK = 1 << 16
+_TESTS_EXTRA_WALL_S = 10.0
 
 
 @cache
-def _module_source(name: str) -> str:
-    return Path(__file__).with_name(f"{name}.py").read_text(encoding="utf-8")
+def _embedded_modules(side: str) -> str:
+    """``side``'s modules compiled here once, as base64 of marshal data (compiling 60 kB per sandbox cost 15 ms)."""
+    folder = Path(__file__).parent
+    codes = [(f"phi4_recipes.verify.{name}", compile((folder / f"{name}.py").read_text(encoding="utf-8"), f"{name}.py", "exec"))
+             for name in _EMBEDDED[side]]  # fmt: skip
+    return base64.b64encode(marshal.dumps(codes)).decode("ascii")
 
 
 def _embedded_program(side: str, call: str) -> str:
-    """A program that defines ``side``'s modules under their package names, then makes ``call``."""
-    modules = [(f"phi4_recipes.verify.{name}", _module_source(name)) for name in _EMBEDDED[side]]
+    """A program that defines ``side``'s modules under their package names, then makes ``call``.
+
+    The sandbox runs the base interpreter of this same Python version, so the marshal format matches.
+    """
     return (
-        "import sys as _sys, types as _types\n"
-        f"for _name, _source in {modules!r}:\n"
+        "import sys as _sys, types as _types, marshal as _marshal, binascii as _binascii\n"
+        "_sys.setrecursionlimit(10000)\n"
+        f"for _name, _code in _marshal.loads(_binascii.a2b_base64({_embedded_modules(side)!r})):\n"
         "    _sys.modules[_name] = _module = _types.ModuleType(_name)\n"
-        "    exec(compile(_source, _name.rsplit('.', 1)[1] + '.py', 'exec'), _module.__dict__)\n"
+        "    exec(_code, _module.__dict__)\n"
         f"{call}\n"
     )
-
-
-# Builtin names a solution may take over: its functions, not the dunders of the tests' namespace
-# (``__name__``) nor exception classes (a solution's exception reaches the tests as the builtin).
-_OVERRIDABLE_BUILTINS = frozenset(
-    name for name in dir(builtins)
-    if not name.startswith("_")
-    and not (isinstance(getattr(builtins, name), type) and issubclass(getattr(builtins, name), BaseException))
-)
-
-
-def called_names(sources: Sequence[str], solution: str = "") -> list[str]:
-    """Names the tests read but never bind: the functions they expect from a solution.
-
-    ``assert add(1, 2) == 3`` gives ``["add"]``; HumanEval's ``def check(candidate): ...`` followed
-    by ``check(add)`` gives ``["add"]`` too. A builtin name is the solution's only when the tests call
-    nothing else of the solution's and ``solution`` defines that name at module level: then it is the
-    function under test (``assert pow(2, 3) == 8`` against ``def pow(a, b): ...``). Beside another
-    function under test a builtin stays Python's, the tests' own helper, so a solution that defines
-    ``abs`` or ``set`` cannot pass ``assert abs(add(1, 2) - 3) < 1e-9`` with a wrong ``add``.
-    Sources that do not parse contribute nothing.
-    """
-    read, bound = set(), set()
-    for source in sources:
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name):
-                (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
-            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                bound.add(node.name)
-            elif isinstance(node, ast.arg):
-                bound.add(node.arg)
-            elif isinstance(node, ast.alias):
-                bound.add((node.asname or node.name).split(".")[0])
-            elif isinstance(node, ast.ExceptHandler) and node.name:
-                bound.add(node.name)
-    free = read - bound
-    names = free - set(dir(builtins))
-    if not names:
-        names = free & _OVERRIDABLE_BUILTINS & module_names(solution)
-    return sorted(names)
-
-
-# Scopes of their own: what they bind is not the module's.
-_INNER_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp,
-                 ast.DictComp, ast.GeneratorExp)  # fmt: skip
-
-
-def module_names(code: str) -> set[str]:
-    """Names ``code`` binds at module level, as far as its text shows (``def``, assignment, import, ``global``).
-
-    Names bound only at run time (``exec``, ``globals()[...]``, ``from m import *``) are not seen; a
-    solution defining a builtin name that way leaves the tests Python's builtin. Code that does not
-    parse binds nothing.
-    """
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return set()
-    names = {name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names}
-    pending = list(tree.body)
-    while pending:
-        node = pending.pop()
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        elif isinstance(node, ast.alias) and node.name != "*":
-            names.add((node.asname or node.name).split(".")[0])
-        elif isinstance(node, ast.MatchAs | ast.MatchStar) and node.name:
-            names.add(node.name)
-        if not isinstance(node, _INNER_SCOPES):
-            pending.extend(ast.iter_child_nodes(node))
-    return names
 
 
 @dataclass(frozen=True)
@@ -209,31 +151,30 @@ def collect_verdicts(stdout: str, count: int) -> list[str | None] | None:
 
 
 def _check_asserts(
-    code: str, tests: list[str], setup: str, candidates: Sequence[str] | None, run_options: dict
+    code: str, tests: list[str], setup: str, entry_points: Sequence[str] | None, run_options: dict
 ) -> CodeCheckResult:
-    names = list(candidates) if candidates is not None else called_names([setup, *tests], code)
-    to_solution = os.pipe()
-    from_solution = os.pipe()
-
-    def start_side(role: str, entry: str, call: str, fds: tuple[int, int], on_output_limit: str):
-        # Each side is its own sandboxed interpreter; they share nothing but the two pipes.
-        program = _embedded_program(role, f"from phi4_recipes.verify.{entry}\n{call}")
-        return start_python(program, pass_fds=fds, on_output_limit=on_output_limit, **run_options)
-
+    to_solution, from_solution = os.pipe(), os.pipe()
+    settings = json.dumps({"setup": setup, "tests": tests, "entry_points": list(entry_points or []) or None})
     try:
         # The solution's output is no part of the verdict: past the limit it is cut, the run goes on.
-        solution = start_side("solution", "_candidate_server import serve",
-                              f"serve({code!r}, {to_solution[0]}, {from_solution[1]})", (to_solution[0], from_solution[1]),
-                              "truncate")  # fmt: skip
+        program = _embedded_program("solution", "from phi4_recipes.verify._solution_server import serve\n"
+                                                f"serve({to_solution[0]}, {from_solution[1]})")  # fmt: skip
+        feed = f"{len(setup.encode())}\n{setup}{code}"  # the setup runs first in the solution's module too
+        solution = start_python(program, stdin=feed, pass_fds=(to_solution[0], from_solution[1]),
+                                on_output_limit="truncate", **run_options)  # fmt: skip
     except BaseException:
         os.close(to_solution[1])
         os.close(from_solution[0])
         raise
     try:
-        # The test side's stdout carries the verdicts: a flood there is not cut into a partial verdict list.
-        tests_run = start_side("tests", "_test_runner import run_tests",
-                               f"run_tests({setup!r}, {tests!r}, {names!r}, {to_solution[1]}, {from_solution[0]})",
-                               (to_solution[1], from_solution[0]), "kill").result()  # fmt: skip
+        # The verdicts come on the tests' stdout, where nothing else is written; a flood there is not cut.
+        program = _embedded_program("tests", "from phi4_recipes.verify._test_runner import run_tests\n"
+                                             f"run_tests({to_solution[1]}, {from_solution[0]})")  # fmt: skip
+        # The tests mostly wait for the solution: their backstop outlasts its own, so a solution that ends
+        # at its wall-clock limit is reported as its time-out, not the tests'.
+        wall = (run_options.get("wall_timeout") or default_wall_timeout(run_options["timeout"])) + _TESTS_EXTRA_WALL_S
+        tests_run = start_python(program, stdin=settings, pass_fds=(to_solution[1], from_solution[0]),
+                                 on_output_limit="kill", **{**run_options, "wall_timeout": wall}).result()  # fmt: skip
     finally:
         solution.stop()  # the tests are over (or could not start); the solution has nothing left to do
         solution_run = solution.result()
@@ -255,22 +196,24 @@ def _check_asserts(
 
 
 def _code_failure(code: str) -> str | None:
-    """Why ``code`` cannot be run at all (a verdict for every test), or None."""
+    """Why ``code`` cannot be run at all (a verdict for every test), or None. Looks at its length first."""
+    if len(code) > MAX_CODE_CHARS:
+        return f"the code is {len(code)} characters; the oracle runs solutions of at most {MAX_CODE_CHARS}"
     try:
-        size = len(code.encode())
+        code.encode()
     except UnicodeEncodeError as error:
         return f"the code is not valid Unicode text ({error.reason} at index {error.start})"
-    # Room for the harness around it: the sandbox runs programs of at most MAX_PROGRAM_BYTES.
-    if size > MAX_PROGRAM_BYTES // 2:
-        return f"the code is {size} bytes; the sandbox runs solutions of at most {MAX_PROGRAM_BYTES // 2}"
     return None
 
 
 def _check_io(code: str, cases: list[Mapping[str, str]], run_options: dict) -> CodeCheckResult:
     outcomes, executions = [], []
     for case in cases:
-        # Output is the answer here: past the limit the run is killed and fails (on_output_limit="kill").
-        execution = run_python(code, stdin=case["stdin"], **run_options)
+        # Output is the answer here: past the limit the run is killed and fails (on_output_limit="kill"); the
+        # limit leaves room for the whole expected answer, however long, and as much again for errors.
+        expected_bytes = len(case["stdout"].encode())
+        limit = max(run_options.get("max_output_bytes", 1 << 20), expected_bytes + max(expected_bytes, _IO_OUTPUT_SLACK))
+        execution = run_python(code, stdin=case["stdin"], **{**run_options, "max_output_bytes": limit})
         executions.append(execution)
         if not execution.ok:
             outcomes.append(TestOutcome(False, _describe_failure(execution)))
@@ -304,21 +247,25 @@ def check_python(
         code (str): the solution source.
         tests (Sequence[str] | Sequence[Mapping[str, str]]): assert-style snippets, or stdin/stdout
             cases as mappings with ``"stdin"`` and ``"stdout"`` keys. Not mixed.
-        timeout (float): wall-clock seconds for the whole assert run, or for each stdin/stdout case.
+        timeout (float): CPU seconds for each sandbox of the assert run (the solution's, the tests'),
+            or for each stdin/stdout case; a generous wall-clock backstop ends programs that sleep.
         memory_mb (int): address-space limit per process, in MiB.
         allow_unsandboxed (bool): see ``run_python``; never the default.
         test_setup (str): trusted code run on the test side before assert-style tests, for helpers
             the tests use (HumanEval's prompt, with e.g. ``poly`` or ``encode_cyclic``).
-        candidates (Sequence[str] | None): the solution's functions the tests call; by default the
-            names the tests read but neither they nor ``test_setup`` define (``called_names``).
-            A candidate name always means the solution's function, even where ``test_setup``
-            defines it too (HumanEval's prompt holds the signature of the function to write).
+        candidates (Sequence[str] | None): the task's entry points: names that always mean the
+            solution's, even where ``test_setup`` defines them too (HumanEval's prompt holds the
+            signature of the function to write) or they are builtins' names. Besides them, a name
+            the tests read is the solution's when the solution binds it, the setup does not, and it
+            is no builtin; a builtin only when nothing else is, and never one a test only wraps
+            around another call to compare (the rule in full: ``_candidates``).
         allowed_packages (Sequence[str]): import names of installed packages the code may import
             (e.g. ``["numpy"]``), on both sides; beyond these only the standard library is in view.
 
     Returns:
         CodeCheckResult: ``passed`` is True only when every test passed. Code that cannot run at
-        all (a lone surrogate, larger than the sandbox takes) fails every test.
+        all (a lone surrogate, longer than ``MAX_CODE_CHARS``) fails every test, saying why; no
+        content of ``code`` makes this raise.
 
     Raises:
         ValueError: ``tests`` is empty, mixes styles, a case lacks ``stdin``/``stdout``, or a test

@@ -3,6 +3,10 @@
 ``MathVerifierPool`` keeps a few long-lived worker processes (importing sympy costs ~1 s, so
 they are reused) and hands each comparison to an idle one. A comparison that outlives its
 timeout counts as "not equal"; its worker is killed and replaced. Safe to call from many threads.
+
+Before any of that, ``math_verdict`` bounds what a completion can cost the host: a completion longer
+than ``MAX_COMPLETION_CHARS`` is refused unread, an answer longer than ``MAX_ANSWER_CHARS`` never
+reaches math-verify, and an answer that offers more than one value ("42 (or 43)") is wrong.
 """
 
 from __future__ import annotations
@@ -21,11 +25,37 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from phi4_recipes.verify.answers import extract_final_answer, reference_answer
+from phi4_recipes.verify.answers import extract_final_answer, multiple_value_markers, reference_answer
+from phi4_recipes.verify.limits import MAX_ANSWER_CHARS, completion_too_long
+from phi4_recipes.verify.verdict import Verdict
 
 _WORKER_SCRIPT = Path(__file__).with_name("_math_worker.py")
 # Importing math-verify (sympy, antlr) in a fresh process; generous because CI cores are shared.
 _WORKER_STARTUP_TIMEOUT_S = 120.0
+_QUOTE_CHARS = 80  # how much of an answer a verdict's reason quotes
+
+
+def _printable(text: str, limit: int) -> str:
+    """Return ``text`` cut to ``limit`` characters, with non-printable ones escaped.
+
+    Newlines, NUL and lone surrogates become escapes so that a reason is one line that any log or
+    JSON writer can encode; LaTeX backslashes stay as written (``repr`` would double them).
+    """
+    cut = "".join(char if char.isprintable() else repr(char)[1:-1] for char in text[:limit])
+    return cut + ("..." if len(text) > limit else "")
+
+
+def _quote(answer: str) -> str:
+    """An answer quoted for a reason, e.g. ``'42 (or 43)'``."""
+    return f"'{_printable(answer, _QUOTE_CHARS)}'"
+
+
+def _answer_too_long(prediction: str, reference: str) -> str | None:
+    """Why two extracted answers are not handed to math-verify, or None when both are short enough."""
+    for what, answer in (("the answer", prediction), ("the reference answer", reference)):
+        if len(answer) > MAX_ANSWER_CHARS:
+            return f"{what} is {len(answer)} characters; math-verify reads at most {MAX_ANSWER_CHARS}"
+    return None
 
 
 class _MathWorker:
@@ -61,15 +91,22 @@ class _MathWorker:
                 return None
             self._pending += chunk
         line, self._pending = self._pending.split(b"\n", 1)
-        return json.loads(line)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            return None  # a garbled reply means a broken worker; the pool replaces it
+        return reply if isinstance(reply, dict) else None
 
     def compare(self, prediction: str, reference: str, timeout: float) -> dict | None:
         """Ask the worker whether two extracted answers are equal; None if it hung or died."""
         # math-verify's alarm (whole seconds, per parse and per verify) usually stops a slow
         # comparison cheaply; the hard deadline catches C-level hangs the alarm cannot interrupt.
         request = {"prediction": prediction, "reference": reference, "timeout": max(1, int(timeout // 2))}
+        # json.dumps escapes every non-ASCII character (lone surrogates included), so this encodes.
+        data = memoryview((json.dumps(request) + "\n").encode())
         try:
-            self.process.stdin.write((json.dumps(request) + "\n").encode())
+            while data:  # an unbuffered pipe may take a long request in pieces
+                data = data[self.process.stdin.write(data) :]
         except (BrokenPipeError, OSError):
             return None
         return self._read_reply(timeout)
@@ -119,21 +156,45 @@ class MathVerifierPool:
         Returns:
             bool: True when math-verify judges them equal within the timeout.
         """
+        return self.compare_answers(prediction, reference, timeout).passed
+
+    def compare_answers(self, prediction: str, reference: str, timeout: float | None = None) -> Verdict:
+        """``equal_answers`` with the reason when they are not equal.
+
+        Args:
+            prediction (str): the model's answer.
+            reference (str): the gold answer.
+            timeout (float | None): seconds before the comparison counts as wrong; pool default if None.
+
+        Returns:
+            Verdict: passed when math-verify judges them equal within the timeout; an answer longer
+            than ``MAX_ANSWER_CHARS`` fails without reaching a worker.
+        """
         if self._closed:
             raise RuntimeError("MathVerifierPool is closed")
         timeout = self.timeout if timeout is None else timeout
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        too_long = _answer_too_long(prediction, reference)
+        if too_long:
+            return Verdict(False, too_long)
         worker = self._idle.get()
         try:
             if worker is None:
                 worker = self._start_worker()
             reply = worker.compare(prediction, reference, timeout)
             if reply is None:
+                died = worker.process.poll() is not None
                 self._retire(worker)
                 worker = None
-                return False
-            return bool(reply["equal"])
+                if died:
+                    return Verdict(False, "the math-verify worker died")
+                return Verdict(False, f"comparison timed out after {timeout:g} s")
+            if reply.get("equal") is True:
+                return Verdict(True)
+            if reply.get("error"):
+                return Verdict(False, f"math-verify failed: {_printable(str(reply['error']), 200)}")
+            return Verdict(False, str(reply.get("reason") or "not equal to the reference"))
         finally:
             self._idle.put(worker)
 
@@ -178,14 +239,59 @@ def default_pool() -> MathVerifierPool:
         return _default_pool
 
 
+def math_verdict(
+    prediction: str, reference: str, *, timeout: float | None = None, pool: MathVerifierPool | None = None
+) -> Verdict:
+    """Whether a completion's final answer equals the reference answer mathematically, and if not, why.
+
+    The prediction's answer is its last ``\\boxed{}``, else the text after "answer is", else its
+    last number; the reference's is its last ``\\boxed{}`` or the whole string. Comparison
+    handles LaTeX, fractions, decimals, percentages, sets, intervals and equations. An answer that
+    offers more than one value ("42 (or 43)", "1 to 100") is wrong unless the reference offers
+    values the same way ("x = 1 \\text{ or } x = 2"). The verdict depends only on the extracted
+    answer and the reference, so callers may cache it by ``extract_final_answer(prediction)``.
+
+    Args:
+        prediction (str): a model completion (free text with the answer somewhere in it).
+        reference (str): the gold answer or a worked solution ending in ``\\boxed{}``.
+        timeout (float | None): seconds before the comparison counts as wrong; the pool's if None.
+        pool (MathVerifierPool | None): worker pool to use; the shared default if None.
+
+    Returns:
+        Verdict: failed with a reason when the completion is too long, has no answer, hedges,
+        differs from the reference, or the comparison times out.
+
+    Raises:
+        TypeError: ``prediction`` or ``reference`` is not a str.
+        ValueError: the reference answer is empty, or ``timeout`` is not positive.
+    """
+    if not isinstance(prediction, str):
+        raise TypeError(f"expected the completion as str, got {type(prediction).__name__}")
+    gold = reference_answer(reference)
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+    too_long = completion_too_long(prediction)
+    if too_long:
+        return Verdict(False, too_long)
+    predicted = extract_final_answer(prediction)
+    if predicted is None:
+        return Verdict(False, "no final answer found")
+    if predicted.replace(" ", "") == gold.replace(" ", ""):
+        return Verdict(True)  # identical strings need no sympy round trip (and hedge as the reference does)
+    too_long = _answer_too_long(predicted, gold)  # before the marker regexes read them, too
+    if too_long:
+        return Verdict(False, too_long)
+    if multiple_value_markers(predicted) - multiple_value_markers(gold):
+        return Verdict(False, f"the answer offers more than one value: {_quote(predicted)}")
+    return (pool or default_pool()).compare_answers(predicted, gold, timeout)
+
+
 def math_equal(
     prediction: str, reference: str, *, timeout: float | None = None, pool: MathVerifierPool | None = None
 ) -> bool:
     """Whether a completion's final answer equals the reference answer mathematically.
 
-    The prediction's answer is its last ``\\boxed{}``, else the text after "answer is", else its
-    last number; the reference's is its last ``\\boxed{}`` or the whole string. Comparison
-    handles LaTeX, fractions, decimals, percentages, sets, intervals and equations.
+    ``math_verdict`` without the reason; see it for the rules.
 
     Args:
         prediction (str): a model completion (free text with the answer somewhere in it).
@@ -196,13 +302,7 @@ def math_equal(
     Returns:
         bool: False when no answer can be extracted, when they differ, or on timeout.
     """
-    predicted = extract_final_answer(prediction)
-    gold = reference_answer(reference)
-    if predicted is None:
-        return False
-    if predicted.replace(" ", "") == gold.replace(" ", ""):
-        return True  # identical strings need no sympy round trip
-    return (pool or default_pool()).equal_answers(predicted, gold, timeout)
+    return math_verdict(prediction, reference, timeout=timeout, pool=pool).passed
 
 
 def math_equal_many(

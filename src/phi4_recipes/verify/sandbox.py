@@ -10,20 +10,28 @@ Isolation uses ``unshare`` (util-linux) and the kernel, nothing else:
   folder in view is an empty tmpfs except for the packages the caller allows (``allowed_packages``;
   none by default), and the caller's venv, checkout and home are covered likewise should they lie
   inside those directories: graded code cannot import the benchmark package, read its data or the
-  tests. Besides that: five device nodes, private size-capped tmpfs on /tmp and /dev/shm, a fresh
-  /proc; the program runs in its own directory on that tmpfs, which vanishes with the run;
+  tests. Besides that: five device nodes, private size- and inode-capped tmpfs on /tmp and /dev/shm,
+  a fresh /proc; the program runs in its own directory on that tmpfs, which vanishes with the run.
+  The sandbox's pid 1 gets its settings through an inherited descriptor, so its command line (which
+  the program can read) names no host path;
 - a seccomp filter: no sockets of any family except a connected AF_UNIX stream pair (asyncio's
   self-pipe) with its default buffers, no nested namespaces, no kernel keyrings (and a fresh,
-  empty session keyring);
-- rlimits on CPU time, address space, processes (per run: as host root the program gets its own
-  unprivileged uid), file size and open files; a per-run cgroup (v2, else v1) cap on total memory
-  and processes where one can be made (``_sandbox_cgroup``), else no new process (threads only,
-  so one address space holds everything), no memfd or SysV shared memory; no capabilities, ``no_new_privs``;
+  empty session keyring), no ``flock`` (a lock on a shared read-only file is visible to other runs);
+- a CPU-time budget for the whole run, all its processes and threads together: every 10-250 ms the
+  sandbox's pid 1 reads their CPU time (from the run's cgroup where it counts it, else adding up
+  /proc) and kills them all once it passes ``timeout``. CPU time, not wall time, so that a busy
+  machine (many sandboxes per node) does not fail correct programs;
+- rlimits on CPU time (per process, a backstop), address space, processes (per run: as host root
+  the program gets its own unprivileged uid), file size and open files; a per-run cgroup (v2, else
+  v1) cap on total memory and processes where one can be made (``_sandbox_cgroup``), else no new
+  process (threads only, so one address space holds everything), no memfd, secret memfd or SysV
+  shared memory; no capabilities, ``no_new_privs``;
 - a minimal environment (no secrets from the caller's environment);
-- a wall-clock deadline that SIGKILLs the whole process group, also when the program floods its
-  output (past ``max_output_bytes`` the program is killed, or with ``on_output_limit="truncate"``
-  its further output is discarded); when the sandbox's pid 1 exits, the kernel kills everything
-  left in its pid namespace.
+- a wall-clock backstop (``wall_timeout``, by default ``default_wall_timeout(timeout)``) that SIGKILLs
+  the whole sandbox, for a program that sleeps or blocks (which spends no CPU time), also when the
+  program floods its output (past ``max_output_bytes`` the program is killed, or with
+  ``on_output_limit="truncate"`` its further output is discarded); when the sandbox's pid 1 exits,
+  the kernel kills everything left in its pid namespace.
 
 If the namespaces cannot be created, ``run_python`` raises ``SandboxUnavailableError`` instead of
 running the code unprotected, unless the caller passes ``allow_unsandboxed=True``.
@@ -58,12 +66,17 @@ from phi4_recipes.verify._sandbox_cgroup import create_run_cgroup
 _INIT_SCRIPT = Path(__file__).with_name("_sandbox_init.py")
 _NAMESPACE_WORKDIR = "/tmp/sandbox"
 _SCRATCH_MB = 64
+# Files (inodes) each scratch tmpfs may hold: size= bounds only their data, and 100k empty files took
+# 695 MiB of host kernel memory without a cgroup. 16k is far above what a program writes to solve a task.
+_SCRATCH_INODES = 16384
 # The program is written into the scratch tmpfs; past half of it, it would crowd out the files it writes.
 MAX_PROGRAM_BYTES = _SCRATCH_MB * 2**20 // 2
 # Without a cgroup, only RLIMIT_AS (per process) bounds memory: the seccomp filter then refuses new
 # processes, so the program's threads (which share its one address space) are all the limit counts.
 FALLBACK_MAX_PROCESSES = 8
 _MAX_TIMEOUT_S = 24 * 3600.0
+# Seconds past ``timeout`` the wall-clock backstop allows at least: interpreter start-up on a loaded node.
+_WALL_SLACK_S = 5.0
 _PROGRAM_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "HOME": _NAMESPACE_WORKDIR,
@@ -91,18 +104,24 @@ class ExecResult:
         ok (bool): exited with status 0, within time, and within the output limit unless that only
             truncated the output (``on_output_limit="truncate"``).
         exit_code (int | None): exit status; ``-N`` if killed by signal N; None if the sandbox killed it
-            (wall-clock time-out, output limit, ``stop()``) or its init process vanished.
+            (CPU-time or wall-clock time-out, output limit, ``stop()``) or its init process vanished.
         stdout (str): captured standard output (UTF-8, invalid bytes replaced), at most ``max_output_bytes``.
         stderr (str): captured standard error, same limits.
-        timed_out (bool): hit the wall-clock deadline or the CPU-time limit.
+        timed_out (bool): spent its CPU-time budget (``timeout``), or hit the wall-clock backstop
+            (``wall_timeout``).
         output_truncated (bool): wrote more than ``max_output_bytes``: was killed for it, or (with
             ``on_output_limit="truncate"``) the rest of its output was discarded.
         duration_s (float): wall-clock seconds, sandbox setup included.
         limits (str): what bounded total memory: ``"cgroup v2"`` or ``"cgroup v1"`` (a per-run cgroup
             capped the whole run's memory, and its processes) or ``"rlimit"`` (the address-space limit of the
-            one process the run may have: threads, no new process, no memfd or SysV shared memory).
+            one process the run may have: threads, no new process, no memfd (plain or secret) or SysV
+            shared memory).
         peak_memory_bytes (int | None): most memory the whole run held at once, as its cgroup recorded
             it; None without a cgroup (or where the kernel does not record peaks).
+        cpu_seconds (float | None): CPU time (user + system) of all the run's processes and threads
+            together, as its cgroup counted it, else as the sandbox's pid 1 added it up from /proc (in
+            10 ms ticks per process); None if the host killed the run (wall-clock backstop, output
+            limit, ``stop()``) before its pid 1 could report.
     """
 
     ok: bool
@@ -114,6 +133,17 @@ class ExecResult:
     duration_s: float = 0.0
     limits: str = "rlimit"
     peak_memory_bytes: int | None = None
+    cpu_seconds: float | None = None
+
+
+def default_wall_timeout(timeout: float) -> float:
+    """The wall-clock backstop for a CPU-time ``timeout``: ``max(3 * timeout, timeout + 5)`` seconds.
+
+    Three times the budget lets a CPU-bound program finish on a third of a core (a load of about 6 on
+    2 cores; a load of 5 failed correct programs under a wall-clock timeout), and the 5 s floor covers
+    the interpreter's start-up there. A program that sleeps or waits spends no CPU time: this is what ends it.
+    """
+    return max(3.0 * timeout, timeout + _WALL_SLACK_S)
 
 
 def isolation_mode() -> str:
@@ -283,9 +313,9 @@ def check_isolation() -> None:
     with _isolation_lock:
         if mode not in _isolation_checked:
             try:
-                probe = _Launch(mode, "print('sandbox-ok')", stdin="", timeout=30.0, memory_mb=256, max_processes=8,
-                                file_size_mb=1, max_output_bytes=4096, on_output_limit="kill", view=_view(()),
-                                pass_fds=()).finish()  # fmt: skip
+                probe = _Launch(mode, "print('sandbox-ok')", stdin="", timeout=30.0, wall_timeout=30.0,
+                                memory_mb=256, max_processes=8, file_size_mb=1, max_output_bytes=4096,
+                                on_output_limit="kill", view=_view(()), pass_fds=()).finish()  # fmt: skip
                 problem = None if probe.stdout.strip() == "sandbox-ok" else f"probe failed: {probe}"
             except SandboxUnavailableError as error:
                 problem = str(error)
@@ -321,15 +351,16 @@ def _encode_text(name: str, text: str) -> bytes:
 
 
 def _check_limits(**limits: float) -> None:
-    lowest = {"timeout": 0.01, "memory_mb": 32, "max_processes": 2, "file_size_mb": 0, "max_output_bytes": 1}
+    lowest = {"timeout": 0.01, "wall_timeout": 0.01, "memory_mb": 32, "max_processes": 2, "file_size_mb": 0,
+              "max_output_bytes": 1}  # fmt: skip
     for name, value in limits.items():
-        integral = name != "timeout"
+        integral = name not in ("timeout", "wall_timeout")
         if isinstance(value, bool) or not isinstance(value, int if integral else int | float):
             raise ValueError(f"{name} must be {'an int' if integral else 'a number'}, got {value!r}")
         if not (value >= lowest[name] and math.isfinite(value)):
             raise ValueError(f"{name} must be finite and >= {lowest[name]}, got {value}")
-    if limits["timeout"] > _MAX_TIMEOUT_S:
-        raise ValueError(f"timeout must be at most {_MAX_TIMEOUT_S:.0f} s, got {limits['timeout']}")
+        if name in ("timeout", "wall_timeout") and value > _MAX_TIMEOUT_S:
+            raise ValueError(f"{name} must be at most {_MAX_TIMEOUT_S:.0f} s, got {value}")
 
 
 def start_python(code: str, *, pass_fds: Sequence[int] = (), **options) -> SandboxedProcess:
@@ -353,6 +384,7 @@ def run_python(
     *,
     stdin: str = "",
     timeout: float = 5.0,
+    wall_timeout: float | None = None,
     memory_mb: int = 512,
     max_processes: int = 32,
     file_size_mb: int = 16,
@@ -367,7 +399,11 @@ def run_python(
         code (str): the program, run as ``python -I main.py`` in its own empty directory; at most
             ``MAX_PROGRAM_BYTES`` once encoded as UTF-8.
         stdin (str): text fed to the program's standard input.
-        timeout (float): wall-clock seconds before the whole sandbox is killed; also the CPU-time limit.
+        timeout (float): CPU seconds (user + system, all the run's processes and threads together) before
+            the whole sandbox is killed, to about 10 ms. A program that sleeps or waits spends none:
+            ``wall_timeout`` ends it.
+        wall_timeout (float | None): wall-clock seconds, sandbox start-up included, before the whole
+            sandbox is killed; None for ``default_wall_timeout(timeout)`` (``max(3 * timeout, timeout + 5)``).
         memory_mb (int): address-space limit per process, and total memory of the run where a
             cgroup applies, in MiB.
         max_processes (int): processes and threads the program may have at once (RLIMIT_NPROC, and
@@ -378,7 +414,7 @@ def run_python(
         on_output_limit (str): what happens past ``max_output_bytes``: ``"kill"`` the program (its
             output is the answer, as in stdin/stdout tests; the run fails) or ``"truncate"`` (drain and
             discard the rest; the program runs on, and its exit status alone decides ``ok``). Either
-            way the wall-clock deadline still ends a program that never stops printing.
+            way the CPU-time budget or the wall-clock backstop still ends a program that never stops printing.
         allowed_packages (Sequence[str]): top-level import names (``"numpy"``) of installed packages
             the program may import besides the standard library; each is bound read-only with what
             its distribution installed beside it. Their own dependencies are not added: list them.
@@ -395,8 +431,8 @@ def run_python(
             the code is larger than ``MAX_PROGRAM_BYTES``, ``on_output_limit`` is unknown, or an
             allowed package is not installed.
     """
-    launch = _prepare(code, stdin, timeout, memory_mb, max_processes, file_size_mb, max_output_bytes,
-                      on_output_limit, allowed_packages, allow_unsandboxed, ())  # fmt: skip
+    launch = _prepare(code, stdin, timeout, wall_timeout, memory_mb, max_processes, file_size_mb,
+                      max_output_bytes, on_output_limit, allowed_packages, allow_unsandboxed, ())  # fmt: skip
     return launch.finish()
 
 
@@ -405,8 +441,8 @@ _RUN_DEFAULTS = {name: parameter.default for name, parameter in inspect.signatur
                  if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
-def _prepare(code, stdin, timeout, memory_mb, max_processes, file_size_mb, max_output_bytes, on_output_limit,
-             allowed_packages, allow_unsandboxed, pass_fds) -> _Launch:  # fmt: skip
+def _prepare(code, stdin, timeout, wall_timeout, memory_mb, max_processes, file_size_mb, max_output_bytes,
+             on_output_limit, allowed_packages, allow_unsandboxed, pass_fds) -> _Launch:  # fmt: skip
     """Validate the arguments, check isolation, and start the sandbox."""
     try:
         program, stdin_bytes = _encode_text("code", code), _encode_text("stdin", stdin)
@@ -414,6 +450,8 @@ def _prepare(code, stdin, timeout, memory_mb, max_processes, file_size_mb, max_o
             raise ValueError(f"code is {len(program)} bytes; the sandbox runs programs of at most {MAX_PROGRAM_BYTES}")
         _check_limits(timeout=timeout, memory_mb=memory_mb, max_processes=max_processes, file_size_mb=file_size_mb,
                       max_output_bytes=max_output_bytes)  # fmt: skip
+        if wall_timeout is not None:
+            _check_limits(wall_timeout=wall_timeout)
         if on_output_limit not in ("kill", "truncate"):
             raise ValueError(f"on_output_limit must be 'kill' or 'truncate', got {on_output_limit!r}")
         if isinstance(allowed_packages, str):
@@ -423,9 +461,10 @@ def _prepare(code, stdin, timeout, memory_mb, max_processes, file_size_mb, max_o
         for fd in pass_fds:
             os.close(fd)
         raise
-    limits = dict(timeout=float(timeout), memory_mb=memory_mb, max_processes=max_processes, file_size_mb=file_size_mb,
-                  max_output_bytes=max_output_bytes, on_output_limit=on_output_limit, view=view,
-                  pass_fds=tuple(pass_fds))  # fmt: skip
+    wall_timeout = default_wall_timeout(timeout) if wall_timeout is None else wall_timeout
+    limits = dict(timeout=float(timeout), wall_timeout=float(wall_timeout), memory_mb=memory_mb,
+                  max_processes=max_processes, file_size_mb=file_size_mb, max_output_bytes=max_output_bytes,
+                  on_output_limit=on_output_limit, view=view, pass_fds=tuple(pass_fds))  # fmt: skip
     try:
         check_isolation()
         mode = isolation_mode()
@@ -441,11 +480,11 @@ def _prepare(code, stdin, timeout, memory_mb, max_processes, file_size_mb, max_o
 class _Launch:
     """One started sandbox: the init script (see ``_sandbox_init``) under ``unshare``, and what it needs."""
 
-    def __init__(self, mode: str, program: str | bytes, *, stdin: str | bytes, timeout: float, memory_mb: int,
-                 max_processes: int, file_size_mb: int, max_output_bytes: int, on_output_limit: str, view: dict,
-                 pass_fds: tuple[int, ...]):  # fmt: skip
+    def __init__(self, mode: str, program: str | bytes, *, stdin: str | bytes, timeout: float,
+                 wall_timeout: float, memory_mb: int, max_processes: int, file_size_mb: int, max_output_bytes: int,
+                 on_output_limit: str, view: dict, pass_fds: tuple[int, ...]):  # fmt: skip
         self.started = time.monotonic()
-        self.deadline = self.started + timeout
+        self.deadline = self.started + wall_timeout
         self.stdin = stdin.encode() if isinstance(stdin, str) else stdin
         self.max_output_bytes = max_output_bytes
         self.kill_on_output_limit = on_output_limit == "kill"
@@ -453,38 +492,49 @@ class _Launch:
         self.cgroup = create_run_cgroup(memory_mb, max_processes + 1) if mode != "none" else None  # +1: init
         if self.cgroup is None:
             max_processes = min(max_processes, FALLBACK_MAX_PROCESSES)
-        program_fd = os.memfd_create("sandbox-program")
+        program_fd, config_fd = os.memfd_create("sandbox-program"), os.memfd_create("sandbox-config")
+        # The init script runs as /proc/self/fd/N/_sandbox_init.py: the program can read pid 1's command line.
+        init_dir_fd = os.open(_INIT_SCRIPT.parent, os.O_PATH | os.O_DIRECTORY)
         self.status_read, status_write = os.pipe()
         try:
-            os.write(program_fd, program.encode() if isinstance(program, str) else program)
-            os.lseek(program_fd, 0, os.SEEK_SET)
+            _write_all(program_fd, program.encode() if isinstance(program, str) else program)
             workdir = self.host_workdir or _NAMESPACE_WORKDIR
+            # Unsandboxed, everything is in view anyway: the caller's own interpreter, with its packages.
+            python = sys.executable if mode == "none" else _interpreter()[0]
+            # What counts the run's CPU time where a cgroup applies (see _sandbox_init.RunCpuClock).
+            cpu_usage_file = self.cgroup.cpu_usage_file if self.cgroup else None
             config = {
                 "mode": mode,
                 "program_fd": program_fd,
+                "init_dir_fd": init_dir_fd,
                 "status_fd": status_write,
                 "workdir": workdir,
-                # Unsandboxed, everything is in view anyway: the caller's own interpreter, with its packages.
-                "python": sys.executable if mode == "none" else _interpreter()[0],
+                "python": python,
                 "view": view,
                 "cgroups": [str(path) for path in self.cgroup.paths] if self.cgroup else [],
+                "cpu_usage_file": str(cpu_usage_file) if cpu_usage_file else None,
                 "env": {**_PROGRAM_ENV, "HOME": workdir, "TMPDIR": workdir},
-                "cpu_seconds": max(1, math.ceil(timeout)),
-                "wall_seconds": timeout,
+                "cpu_seconds": timeout,
+                "cpu_rlimit_seconds": math.ceil(timeout) + 1,
+                "wall_seconds": wall_timeout,
                 "memory_mb": memory_mb,
                 # The sandbox's pid 1 shares the program's uid in user-namespace mode and counts against it.
                 "max_processes": max_processes + (1 if mode == "userns" else 0),
                 "file_size_mb": file_size_mb,
                 "max_open_files": 256,
                 "scratch_mb": _SCRATCH_MB,
+                "scratch_inodes": _SCRATCH_INODES,
             }
+            _write_all(config_fd, json.dumps(config).encode())
             prefix = [] if mode == "none" else _unshare_prefix(mode)
+            # The base interpreter (in view anyway) rather than this venv's, whose path names the checkout.
+            init = [python, "-I", "-S", f"/proc/self/fd/{init_dir_fd}/{_INIT_SCRIPT.name}", str(config_fd)]
             self.process = subprocess.Popen(
-                [*prefix, sys.executable, "-I", "-S", str(_INIT_SCRIPT), json.dumps(config)],
+                [*prefix, *init],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                pass_fds=(program_fd, status_write, *pass_fds),
+                pass_fds=(program_fd, config_fd, init_dir_fd, status_write, *pass_fds),
                 env={"PATH": _PROGRAM_ENV["PATH"], "LANG": "C.UTF-8"},
                 cwd="/",
                 start_new_session=True,  # one process group to kill at the deadline
@@ -494,7 +544,7 @@ class _Launch:
             self._cleanup()
             raise
         finally:
-            for fd in (program_fd, status_write, *pass_fds):
+            for fd in (program_fd, config_fd, init_dir_fd, status_write, *pass_fds):
                 os.close(fd)
 
     def finish(self, stop_fd: int | None = None) -> ExecResult:
@@ -515,8 +565,10 @@ class _Launch:
         stderr_text = stderr.decode(errors="replace")
         if not status and not killed and stderr_text.startswith("unshare:"):
             raise SandboxUnavailableError(stderr_text.strip())
-        exit_code = status.get("exit_code")
-        timed_out = timed_out or exit_code == -signal.SIGXCPU
+        # The init killed the run: its CPU time passed the budget (or, the host gone, its own wall backstop).
+        stopped_by_init = bool(status.get("cpu_timed_out") or status.get("wall_timed_out"))
+        exit_code = None if stopped_by_init else status.get("exit_code")
+        timed_out = timed_out or stopped_by_init or exit_code == -signal.SIGXCPU
         return ExecResult(
             ok=exit_code == 0 and not timed_out and not killed,
             exit_code=exit_code,
@@ -527,6 +579,7 @@ class _Launch:
             duration_s=time.monotonic() - self.started,
             limits=self.cgroup.kind if self.cgroup else "rlimit",
             peak_memory_bytes=peak,
+            cpu_seconds=status.get("cpu_seconds"),
         )
 
     def _cleanup(self) -> None:
@@ -568,11 +621,19 @@ class SandboxedProcess:
         return self._outcome
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` to the memfd ``fd`` and rewind it for the reader."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+
+
 def _supervise(
     process: subprocess.Popen, stdin: bytes, deadline: float, max_output_bytes: int, kill_on_output_limit: bool,
     stop_fd: int | None = None,
 ) -> tuple[bytes, bytes, bool, bool]:
-    """Feed stdin, collect stdout/stderr, and kill the process group at the deadline, output limit or stop.
+    """Feed stdin, collect stdout/stderr; kill the sandbox at the wall-clock deadline, output limit or stop.
 
     Past ``max_output_bytes`` the program is killed, or (``kill_on_output_limit`` False) what it
     writes is read and dropped, so it never blocks on a full pipe and still ends at the deadline.
