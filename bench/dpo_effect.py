@@ -23,7 +23,7 @@ written under <work>/recipes/; a stage whose output exists is skipped, so a kill
 
 The defaults are the tiny model's: recipes/tiny, data/tiny/arithmetic_train.jsonl, the tiny_arithmetic splits,
 the transformers backend. Another model names its own recipes folder (pts.yaml, dpo_pts.yaml, sft.yaml, eval.yaml),
-questions, benchmarks and backend; bench/dpo_effect_smollm2_gpu.sh runs the bench on SmolLM2-135M-Instruct
+questions, benchmarks and backend; bench/gpu_suite.sh --only dpo_effect runs the bench on SmolLM2-135M-Instruct
 (`--recipes recipes/smollm2 --backend vllm`, the smollm2_questions splits).
 """
 
@@ -49,7 +49,7 @@ from tiny_seeds import pivot_kind  # noqa: E402  (bench scripts share helpers by
 
 from phi4_recipes.evaluation.dpo_log import margin_curve, window_mean  # noqa: E402
 from phi4_recipes.evaluation.paired import item_scores, paired_difference  # noqa: E402
-from phi4_recipes.io import read_jsonl, write_jsonl  # noqa: E402
+from phi4_recipes.jsonl import read_jsonl, write_jsonl  # noqa: E402
 
 ARMS = ("pts", "full", "rft", "random")
 VALIDATION, HELD_OUT = "tiny_arithmetic_validation", "tiny_arithmetic"
@@ -176,7 +176,7 @@ def sample_responses(args, work: Path, questions: list[dict], per_question: int)
 
     from phi4_recipes.generation import SamplingParams, build_generator
     from phi4_recipes.model_loading import get_tokenizer
-    from phi4_recipes.pts.runner.question_search import stop_token_ids
+    from phi4_recipes.tokenizer import stop_token_ids
     from phi4_recipes.verify.math_oracle import math_equal
 
     torch.set_num_threads(args.threads)

@@ -1,7 +1,7 @@
 """Judged pairs per second against a local judge endpoint, with 1 vs 16 judge requests in flight.
 
 Each pair is judged in both orders (two requests) through the same `PairJudge` run_judge uses, against the
-rule-based stand-in judge (`phi4_recipes.judge.rule_judge_server`) on 127.0.0.1. `--latency-s` delays each
+rule-based stand-in judge (`phi4_recipes.standins.judge_server`) on 127.0.0.1. `--latency-s` delays each
 answer the way a hosted LLM judge's generation time does; at 0 the numbers are the client's and the
 HTTP server's own overhead on this machine.
 
@@ -17,7 +17,7 @@ from phi4_recipes.judge.client import JudgeClient
 from phi4_recipes.judge.labelling import PairJudge, combine_orders
 from phi4_recipes.judge.prompt_sets import JudgePrompt
 from phi4_recipes.judge.rubrics import load_rubric
-from phi4_recipes.judge.rule_judge_server import RuleJudgeServer
+from phi4_recipes.standins.judge_server import RuleJudgeServer
 
 
 def judged_pairs_per_second(base_url: str, pairs: int, concurrency: int) -> tuple[float, int]:

@@ -10,6 +10,7 @@ printed as ratios against stock Phi-3 measured in the same run.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import time
 
@@ -49,6 +50,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--json", help="also write the numbers to this file (bench/gpu_suite.sh reads it)")
+    parser.add_argument("--attn_implementation", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"],
+                        help="both models' attention (flash_attention_2 needs the `flash` extra and CUDA)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = getattr(torch, args.dtype)
@@ -58,6 +62,8 @@ def main() -> None:
     stock_config = Phi3Config(**{k: v for k, v in config.to_dict().items() if k in Phi3Config.__dataclass_fields__})
     stock = Phi3ForCausalLM(stock_config).to(device=device, dtype=dtype).train()
     stock.load_state_dict(ours.state_dict())
+    for model in (ours, stock):
+        model.set_attn_implementation(args.attn_implementation)
     ids = torch.randint(0, config.vocab_size, (1, args.tokens), device=device)
 
     # Stock first on CPU so the RSS high-water mark is its own; our number can only be >= that there.
@@ -72,6 +78,13 @@ def main() -> None:
     print(f"| HF Phi3ForCausalLM (baseline) | {stock_tps:,.0f} | {stock_mem:,.0f} | 1.00 | 1.00 |")
     print(f"| Phi4ForCausalLM | {ours_tps:,.0f} | {ours_mem:,.0f} | {ours_tps / stock_tps:.2f} | "
           f"{ours_mem / stock_mem:.2f} |")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"device": name, "preset": args.preset, "tokens": args.tokens, "dtype": args.dtype,
+                       "attn_implementation": args.attn_implementation,
+                       "liger_active": device.type == "cuda" and config.use_liger,
+                       "stock_tokens_per_s": stock_tps, "stock_peak_mb": stock_mem,
+                       "ours_tokens_per_s": ours_tps, "ours_peak_mb": ours_mem}, handle)
 
 
 if __name__ == "__main__":

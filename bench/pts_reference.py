@@ -47,9 +47,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from phi4_recipes.configs import PTSScriptArguments, parse_recipe
+from phi4_recipes.configs import parse_recipe
 from phi4_recipes.generation import PTSSampler
 from phi4_recipes.pts.config import SearchSettings
+from phi4_recipes.pts.options import PTSScriptArguments
 from phi4_recipes.pts.reference import find_pivotal_tokens_baseline
 from phi4_recipes.pts.runner.question_search import (
     question_seed,

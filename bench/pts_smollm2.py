@@ -21,10 +21,11 @@ from pathlib import Path
 from phi4_recipes.data.sources import load_source
 from phi4_recipes.generation import PTSSampler, SamplingParams, build_generator
 from phi4_recipes.model_loading import get_tokenizer
-from phi4_recipes.pts.runner.question_search import stop_token_ids, strip_stop
+from phi4_recipes.pts.runner.question_search import strip_stop
 from phi4_recipes.pts.runner.questions import ResponseOracle, query_ids, read_questions
 from phi4_recipes.pts.runner.records import read_question_records
 from phi4_recipes.pts.stats import derive_seed
+from phi4_recipes.tokenizer import stop_token_ids
 
 SYSTEM_PROMPT = 'Solve the problem step by step. End with "The answer is N."'
 

@@ -72,28 +72,38 @@ def transformers_serve(folder: Path, log_path: Path, startup_s: float = 600.0) -
     # One intra-op thread: a 135M model gains little from more, and on a busy CPU two threads waiting on each
     # other at every op made a 20-token reply take minutes instead of seconds.
     env = {"OMP_NUM_THREADS": "1", **os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    with served(command, f"http://127.0.0.1:{port}/health", log_path, startup_s, env=env, stop_s=10):
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+@contextmanager
+def served(command: list[str], ready_url: str, log_path: Path, startup_s: float, env: dict | None = None,
+           stop_s: float = 60) -> Iterator[None]:
+    """Runs a server command (output to `log_path`) until `ready_url` answers 200; stops it on exit (SIGTERM,
+    then SIGKILL after `stop_s`). tests/test_vllm_cpu.py starts vLLM's OpenAI-compatible server with it too."""
+    name = " ".join(command[:3])
     with open(log_path, "wb") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + startup_s
         while True:
             if server.poll() is not None:
-                raise RuntimeError(f"transformers serve exited with {server.returncode}; see {log_path}:\n"
+                raise RuntimeError(f"{name} exited with {server.returncode}; see {log_path}:\n"
                                    + log_path.read_text(errors="replace")[-2000:])
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
+                with urllib.request.urlopen(ready_url, timeout=5) as answer:
                     if answer.status == 200:
                         break
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"transformers serve did not answer /health within {startup_s:.0f} s; see {log_path}")
+                raise RuntimeError(f"{name} did not answer {ready_url} within {startup_s:.0f} s; see {log_path}")
             time.sleep(1.0)
-        yield f"http://127.0.0.1:{port}/v1"
+        yield
     finally:
         server.terminate()  # uvicorn first finishes the requests in flight
         try:
-            server.wait(timeout=10)
+            server.wait(timeout=stop_s)
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
@@ -105,9 +115,9 @@ def _jsonl(path: Path) -> list[dict]:
 
 def run_rewrite(base_url: str, model: str, out: Path, seeds: list[str], max_new_tokens: int) -> dict:
     """The rewrite workflow through run_synth in endpoint mode; the critic's and the writer's replies, tallied."""
-    from phi4_recipes.configs import SynthScriptArguments
-    from phi4_recipes.io import write_jsonl
+    from phi4_recipes.jsonl import write_jsonl
     from phi4_recipes.run_synth import main
+    from phi4_recipes.synth.options import SynthScriptArguments
 
     data = write_jsonl(out.parent / f"{out.name}-seeds.jsonl", [{"id": f"s{i}", "text": s} for i, s in enumerate(seeds)])
     main(SynthScriptArguments(workflow="rewrite", dataset_name=str(data), output_dir=str(out), backend="openai",
@@ -130,8 +140,8 @@ def run_rewrite(base_url: str, model: str, out: Path, seeds: list[str], max_new_
 def run_judge(base_url: str, model: str, out: Path, questions: list[str], max_new_tokens: int,
               judge_max_new_tokens: int) -> dict:
     """run_judge in endpoint mode: both responders and the judge are the served model; verdicts tallied per reply."""
-    from phi4_recipes.configs import JudgeScriptArguments
-    from phi4_recipes.io import write_jsonl
+    from phi4_recipes.jsonl import write_jsonl
+    from phi4_recipes.judge.options import JudgeScriptArguments
     from phi4_recipes.run_judge import main
 
     data = write_jsonl(out.parent / f"{out.name}-prompts.jsonl",

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from phi4_recipes.configs import SynthScriptArguments
 from phi4_recipes.data.tiny import arithmetic_problems, code_documents, prose_documents
-from phi4_recipes.io import write_jsonl
+from phi4_recipes.jsonl import write_jsonl
 from phi4_recipes.model import Phi4Config, Phi4ForCausalLM
 from phi4_recipes.run_synth import main as run_synth
-from phi4_recipes.synth.standin_server import StandinServer
+from phi4_recipes.standins.synth_server import StandinServer
+from phi4_recipes.synth.options import SynthScriptArguments
 from phi4_recipes.tokenizer import train_tiny_tokenizer
 
 

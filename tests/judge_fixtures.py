@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from phi4_recipes.judge.rule_judge_server import RuleJudgeServer, ServerError, read_pair
+from phi4_recipes.standins.judge_server import RuleJudgeServer, ServerError, read_pair
 
 TINY_KEY_ENV = "PHI4_TEST_TINY_SERVER_KEY"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from phi4_recipes.configs import SynthScriptArguments
-from phi4_recipes.io import write_jsonl
+from phi4_recipes.jsonl import write_jsonl
+from phi4_recipes.synth.options import SynthScriptArguments
 
 
 def run_workflow(tmp_path: Path, workflow: str, rows: list[dict], name: str = "run", **overrides) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -165,7 +166,25 @@ def test_judge_responders_stop_at_the_templates_end_of_turn(name):
 
     tokenizer = build_tokenizer(FAMILIES[name])
     expected = {tokenizer.convert_tokens_to_ids(FAMILIES[name]["end_of_turn"]), tokenizer.eos_token_id}
-    assert set(_stop_ids(tokenizer)) == expected
+    assert set(_stop_ids(tokenizer)) - expected <= {tokenizer.get_vocab().get("<|endoftext|>")}
+    assert expected <= set(_stop_ids(tokenizer))
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_one_stop_rule_for_the_checkpoint_pts_and_the_judge(name):
+    """tokenizer.stop_token_ids owns the rule: a saved checkpoint's generation config, PTS and the judge's
+    responders stop at the same ids, the template's end of turn first (the checkpoint's eos)."""
+    from phi4_recipes.judge.responders import _stop_ids
+    from phi4_recipes.model_loading import configure_generation
+    from phi4_recipes.tokenizer import stop_token_ids
+
+    tokenizer = build_tokenizer(FAMILIES[name])
+    ids = stop_token_ids(tokenizer)
+    assert ids[0] == tokenizer.convert_tokens_to_ids(FAMILIES[name]["end_of_turn"]) and len(set(ids)) == len(ids)
+    model = SimpleNamespace(generation_config=SimpleNamespace(), config=SimpleNamespace())
+    configure_generation(model, tokenizer)
+    assert model.generation_config.eos_token_id == ids and model.config.eos_token_id == ids[0]
+    assert list(_stop_ids(tokenizer)) == ids
 
 
 def test_template_diff_mask_covers_assistant_content_and_end_of_turn():

@@ -7,7 +7,6 @@ import pytest
 from datasets import Dataset
 
 from phi4_recipes.configs import (
-    CurateConfig,
     ModelConfig,
     RecipeError,
     ScriptArguments,
@@ -15,6 +14,7 @@ from phi4_recipes.configs import (
     parse_recipe,
 )
 from phi4_recipes.curate.decontaminate import load_eval_texts
+from phi4_recipes.curate.options import CurateConfig
 from phi4_recipes.data.sources import load_source, require_chat_messages
 from phi4_recipes.model_loading import get_tokenizer
 
@@ -94,7 +94,7 @@ def output_dir_is_a_file(tmp):
 
 
 def output_dir_inside_a_file(tmp):
-    from phi4_recipes.configs import PTSScriptArguments
+    from phi4_recipes.pts.options import PTSScriptArguments
 
     recipe = _write(tmp, "pts.yaml", (REPO / "recipes/tiny/pts.yaml").read_text().replace(
         "outputs/tiny/pts", str(tmp / "taken" / "pts")))

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from phi4_recipes.generation.chat_server import ChatServer
+from phi4_recipes.standins.chat_server import ChatServer
 
 KEY = "s3cret"
 

@@ -1,13 +1,12 @@
 """Exact and MinHash-LSH deduplication and the removal lists the pipeline exchanges between stages."""
 
-from phi4_recipes.curate.dedup import (
+from phi4_recipes.curate.dedup import read_removal_list, write_removal_lists
+from phi4_recipes.data.near_dedup import (
     MinHashParams,
     exact_hash,
     find_duplicates,
     minhash_bands,
-    read_removal_list,
     signature_record,
-    write_removal_lists,
 )
 
 BASE = ("The council approved the new budget on Monday after a long debate about school funding, road repairs "

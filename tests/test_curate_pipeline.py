@@ -9,7 +9,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from phi4_recipes.configs import CurateConfig, RecipeError, parse_recipe
+from phi4_recipes.configs import RecipeError, parse_recipe
+from phi4_recipes.curate.options import CurateConfig
 from phi4_recipes.curate.pipeline import build_executors
 from phi4_recipes.curate.steps import OUTPUT_COLUMNS
 

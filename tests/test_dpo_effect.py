@@ -275,7 +275,7 @@ def test_smollm2_validation_split_is_disjoint_and_its_benchmarks_read_the_genera
 
 
 def test_the_smollm2_gpu_script_parses_and_names_real_options(capsys):
-    script = REPO / "bench" / "dpo_effect_smollm2_gpu.sh"
+    script = REPO / "bench" / "gpu_suite_dpo_effect.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
     with pytest.raises(SystemExit):
         dpo_effect.build_parser().parse_args(["run", "--help"])

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from phi4_recipes.configs import EvalArguments
 from phi4_recipes.evaluation.lm_eval_runner import BenchmarkRun
+from phi4_recipes.evaluation.options import EvalArguments
 from phi4_recipes.evaluation.paired import item_scores, paired_difference, significance_words, verdict
 from phi4_recipes.evaluation.registry import load_registry
 from phi4_recipes.evaluation.results import write_results

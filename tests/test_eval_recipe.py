@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from phi4_recipes.configs import EvalArguments, RecipeError, parse_recipe
+from phi4_recipes.configs import RecipeError, parse_recipe
 from phi4_recipes.evaluation.lm_eval_runner import export_judge_settings
+from phi4_recipes.evaluation.options import EvalArguments
 from phi4_recipes.evaluation.registry import load_registry, select_benchmarks
 from phi4_recipes.evaluation.results import run_name
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
-from phi4_recipes.configs import EvalArguments, parse_recipe
+from phi4_recipes.configs import parse_recipe
 from phi4_recipes.data.tiny import tokenizer_corpus
+from phi4_recipes.evaluation.options import EvalArguments
 from phi4_recipes.hub import card_eval_results
 from phi4_recipes.model import Phi4Config, Phi4ForCausalLM
 from phi4_recipes.run_eval import main as run_eval

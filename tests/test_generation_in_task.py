@@ -21,16 +21,13 @@ import pytest
 import yaml
 
 from openai_server import OpenAICompatibleServer
-from phi4_recipes.configs import (
-    JudgeScriptArguments,
-    PTSScriptArguments,
-    RecipeError,
-    SynthScriptArguments,
-    parse_recipe,
-)
+from phi4_recipes.configs import RecipeError, parse_recipe
 from phi4_recipes.generation import build_generator, vllm_backend
 from phi4_recipes.generation.transformers_backend import TransformersGenerator
+from phi4_recipes.judge.options import JudgeScriptArguments
 from phi4_recipes.producers import build_executor, read_records
+from phi4_recipes.pts.options import PTSScriptArguments
+from phi4_recipes.synth.options import SynthScriptArguments
 from stage_runner import REPO
 from test_pts_run import pts_argv, questions_file, run_in_process, small_model  # noqa: F401
 

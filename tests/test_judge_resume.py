@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 from judge_fixtures import TINY_KEY_ENV, tiny_responders, write_prompts, write_recipe
-from phi4_recipes.configs import JudgeScriptArguments, parse_recipe
-from phi4_recipes.judge.rule_judge_server import RuleJudgeServer
+from phi4_recipes.configs import parse_recipe
+from phi4_recipes.judge.options import JudgeScriptArguments
 from phi4_recipes.run_judge import main as run_judge
+from phi4_recipes.standins.judge_server import RuleJudgeServer
 
 pytest_plugins = ["generation_fixtures"]
 

@@ -15,10 +15,11 @@ from judge_fixtures import (
     write_prompts,
     write_recipe,
 )
-from phi4_recipes.configs import JudgeScriptArguments, parse_recipe
+from phi4_recipes.configs import parse_recipe
 from phi4_recipes.generation import RequestFailed
-from phi4_recipes.judge.rule_judge_server import RuleJudgeServer, ServerError, read_pair
+from phi4_recipes.judge.options import JudgeScriptArguments
 from phi4_recipes.run_judge import main as run_judge
+from phi4_recipes.standins.judge_server import RuleJudgeServer, ServerError, read_pair
 
 pytest_plugins = ["generation_fixtures"]
 

@@ -37,14 +37,16 @@ print(json.dumps(sorted(name for name, path in modules.items() if has_code(path)
 """
 
 
-def test_a_dpo_run_reads_at_most_thirteen_project_files_and_no_evaluation_code():
+def test_a_dpo_run_reads_at_most_seventeen_project_files_and_no_evaluation_code():
     out = subprocess.run([sys.executable, "-c", _LOADED_BY_RUN_DPO], cwd=REPO, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     import json
 
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
-    assert len(loaded) <= 13, loaded  # 12 before io.py's recipe checks became recipe_checks.py
+    # 13 before io.py was split by job into jsonl, hashing, logs and resources (one job per file), and before
+    # cpu_threads (every entry point sets its thread count).
+    assert len(loaded) <= 17, loaded
     assert not [name for name in loaded if name.startswith("phi4_recipes.evaluation")]
 
 
@@ -94,8 +96,50 @@ def test_lm_eval_task_files_import_only_layers_below_evaluation():
         assert imports_above(source, allowed) == [], path
         seen.update(project_imports(source))
     assert {"phi4_recipes.judge.client", "phi4_recipes.verify.code_check", "phi4_recipes.data.tiny"} <= seen
-    # The check itself catches an import from above: a stage script, the configs, evaluation itself.
-    upward = ("from phi4_recipes.run_pipeline import main\nimport phi4_recipes.configs\n"
+    # The check itself catches an import from above: a stage script, evaluation itself.
+    upward = ("from phi4_recipes.run_pipeline import main\nimport phi4_recipes.run_eval\n"
               "def f():\n    from phi4_recipes.evaluation.results import read_results\n")
-    assert imports_above(upward, allowed) == ["phi4_recipes.run_pipeline", "phi4_recipes.configs",
+    assert imports_above(upward, allowed) == ["phi4_recipes.run_pipeline", "phi4_recipes.run_eval",
                                               "phi4_recipes.evaluation.results"]
+
+
+def test_a_math_oracle_loads_no_code_sandbox():
+    """verify/ loads its names on first use: grading a math answer never imports the code sandbox."""
+    code = ("import sys\nfrom phi4_recipes.verify import make_oracle\n"
+            "assert make_oracle('math', '42').verdict('so \\\\boxed{42}').passed\n"
+            "print(sorted(m for m in sys.modules if m.startswith('phi4_recipes.verify')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    loaded = out.stdout.strip().splitlines()[-1]
+    assert "math_oracle" in loaded
+    for heavy in ("sandbox", "code_check", "_peer", "_wire"):
+        assert f"verify.{heavy}'" not in loaded, loaded
+
+
+# A module a reader can hold in mind, and functions that each do one thing (issue 36's limits).
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 500, 60
+
+
+def oversized(root: Path) -> list[str]:
+    """Every module over MAX_MODULE_LINES lines and every function over MAX_FUNCTION_LINES, under ``root``."""
+    import ast
+
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        if source.count("\n") > MAX_MODULE_LINES:
+            found.append(f"{path.relative_to(root)}: {source.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    found.append(f"{path.relative_to(root)}:{node.lineno} {node.name}: {length} lines")
+    return found
+
+
+def test_no_module_over_500_lines_and_no_function_over_60(tmp_path):
+    assert oversized(REPO / "src") == []
+    # The check itself finds both kinds.
+    long_function = "def f():\n" + "    x = 1\n" * 61
+    (tmp_path / "big.py").write_text(long_function + "\n" * 450)
+    assert [entry.split(":")[0] for entry in oversized(tmp_path)] == ["big.py", "big.py"]

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from phi4_recipes.configs import PipelineArguments, parse_recipe
+from phi4_recipes.configs import parse_recipe
 from phi4_recipes.evaluation.paired import paired_difference, significance_words, verdict
-from phi4_recipes.run_pipeline import main
+from phi4_recipes.run_pipeline import PipelineArguments, main
 
 REPO = Path(__file__).resolve().parents[1]
 

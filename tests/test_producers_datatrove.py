@@ -16,20 +16,25 @@ from pathlib import Path
 import pytest
 
 from judge_fixtures import TINY_KEY_ENV, tiny_responders, write_prompts, write_recipe
-from phi4_recipes.configs import (
-    CurateConfig,
-    JudgeScriptArguments,
-    RecipeError,
-    SynthScriptArguments,
-    parse_recipe,
-)
-from phi4_recipes.configs.producers import ExecutorArguments
+from phi4_recipes.configs import RecipeError, parse_recipe
+from phi4_recipes.curate.options import CurateConfig
 from phi4_recipes.data.tiny import arithmetic_problems
-from phi4_recipes.io import write_jsonl
-from phi4_recipes.judge.rule_judge_server import RuleJudgeServer
-from phi4_recipes.producers import check_settings, read_records, shard_path, task_of
+from phi4_recipes.jsonl import write_jsonl
+from phi4_recipes.judge.options import JudgeScriptArguments
+from phi4_recipes.producers import (
+    Producer,
+    ProducerInput,
+    WorkUnit,
+    check_settings,
+    read_records,
+    shard_path,
+    task_of,
+)
+from phi4_recipes.producers.options import ExecutorArguments
 from phi4_recipes.run_judge import main as run_judge
-from phi4_recipes.synth.standin_server import StandinServer
+from phi4_recipes.standins.judge_server import RuleJudgeServer
+from phi4_recipes.standins.synth_server import StandinServer
+from phi4_recipes.synth.options import SynthScriptArguments
 from stage_runner import REPO, script_env
 from synth_helpers import read_outputs, run_workflow
 from test_pts_run import pts_argv, questions_file, run_in_process, shard_records, small_model  # noqa: F401
@@ -77,12 +82,35 @@ def test_pts_two_tasks_give_the_rows_of_one_task(small_model, questions_file, tm
     assert (written["total"] if isinstance(written, dict) else written) == 4
 
 
+def test_an_export_reads_records_in_input_order_whatever_task_wrote_them():
+    class Rows(Producer):
+        stage, id_key = "rows", "id"
+
+        def check_record(self, record):
+            pass
+
+        def read_input(self):
+            return ProducerInput([WorkUnit("b", ("b", "c"), None), WorkUnit("a", ("a",), None)], [])
+
+        def open(self):
+            pass
+
+        def work(self, unit):
+            return []
+
+        def close(self):
+            pass
+
+    shard_order = [{"id": "a"}, {"id": "gone"}, {"id": "c"}, {"id": "b"}]  # task 1's shard before task 0's
+    assert [r["id"] for r in Rows(None).in_input_order(shard_order)] == ["b", "c", "a", "gone"]
+
+
 def test_judge_two_tasks_give_the_rows_of_one_task(tmp_path, server, monkeypatch):
     from generation_fixtures import SERVER_API_KEY
 
     monkeypatch.setenv(TINY_KEY_ENV, SERVER_API_KEY)
     prompts = write_prompts(tmp_path / "prompts.jsonl",
-                            [{"id": f"p{i}", "question": f"Tell me about the number {i}."} for i in range(8)])
+                            [{"id": f"r{i}", "question": f"Tell me about the number {i}."} for i in range(8)])
     outputs = {}
     with RuleJudgeServer() as judge:
         for name, extra in (("one", {}), ("two", {"tasks": 2, "workers": 2})):
@@ -94,7 +122,8 @@ def test_judge_two_tasks_give_the_rows_of_one_task(tmp_path, server, monkeypatch
             run_judge(args)
             outputs[name] = tmp_path / name
     # Batches are cut from the whole input before the tasks split it, so batch seeds (and records) match. Four
-    # batches (first ids p0, p2, p4, p6) hash to tasks 0, 0, 0 and 1, so both tasks have work.
+    # batches (first ids r0, r2, r4, r6) hash to tasks 1, 0, 1 and 0: the shards hold them out of input order,
+    # and the export reads them back in input order (Producer.in_input_order, below).
     assert _records_by_id(outputs["two"], "prompt_id") == _records_by_id(outputs["one"], "prompt_id")
     for name in ("pairs.jsonl", "judge_stats.json"):
         assert (outputs["two"] / name).read_bytes() == (outputs["one"] / name).read_bytes(), name
@@ -244,7 +273,7 @@ def test_slurm_submission_of_a_producer_recipe(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{_stand_in_sbatch(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("SBATCH_LOG", str(tmp_path / "submitted"))
     monkeypatch.chdir(REPO)
-    from phi4_recipes.configs import PTSScriptArguments
+    from phi4_recipes.pts.options import PTSScriptArguments
     from phi4_recipes.run_pts import PTSProducer, main
 
     questions = write_jsonl(tmp_path / "questions.jsonl", [{"id": f"q{i}", "question": f"{i} + 1?", "answer": str(i + 1)}
@@ -270,7 +299,7 @@ def test_slurm_submission_of_a_producer_recipe(tmp_path, monkeypatch):
 
     executor = dill.loads((out / "logs" / "executor.pik").read_bytes())
     producer = executor.pipeline[0].producer
-    assert isinstance(producer, PTSProducer) and producer._units is None and producer.args.tasks == 8
+    assert isinstance(producer, PTSProducer) and producer._input is None and producer.args.tasks == 8
 
     # An array task that finished marks itself complete; once all are, the same command only exports.
     (out / "logs" / "completions").mkdir()
@@ -317,7 +346,7 @@ def test_curation_slurm_stages_depend_on_each_other(tmp_path, monkeypatch):
     monkeypatch.setenv("SBATCH_LOG", str(tmp_path / "submitted"))
     import yaml
 
-    from phi4_recipes.configs.curate import CurateConfig as Config
+    from phi4_recipes.curate.options import CurateConfig as Config
     from phi4_recipes.curate.pipeline import build_executors
 
     keys = yaml.safe_load((REPO / "recipes/curate/slurm.yaml").read_text())

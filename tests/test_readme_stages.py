@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from phi4_recipes.configs import PipelineArguments, parse_recipe
+from phi4_recipes.configs import parse_recipe
+from phi4_recipes.run_pipeline import PipelineArguments
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = "outputs/tiny"

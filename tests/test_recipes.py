@@ -20,6 +20,7 @@ from phi4_recipes.configs import (
 )
 from phi4_recipes.data.mixture import load_mixture
 from phi4_recipes.model_loading import is_preset
+from phi4_recipes.recipe_checks import RecipeSource
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
@@ -124,8 +125,7 @@ def test_full_scale_recipes_use_bf16_liger_checkpointing():
         if recipe.parent != RECIPES:
             continue
         raw = _load(recipe)
-        liger = raw.get("use_liger_kernel", raw.get("use_liger"))  # use_liger: the deprecated spelling
-        assert raw["bf16"] is True and liger is True and raw["activation_checkpointing"] is True, recipe
+        assert raw["bf16"] is True and raw["use_liger_kernel"] is True and raw["activation_checkpointing"] is True, recipe
 
 
 def test_use_liger_kernel_goes_to_our_model_and_never_to_the_trainers_patch(monkeypatch, tmp_path):
@@ -137,11 +137,14 @@ def test_use_liger_kernel_goes_to_our_model_and_never_to_the_trainers_patch(monk
     script_args, training_args, model_args = parse_training(SFTConfig, [
         "recipes/sft.yaml", "--bf16", "false", "--model_name_or_path", "phi4-colab", "--output_dir", str(tmp_path)])
     assert training_args.use_liger_kernel is True
-    plan = start_run(script_args, training_args, model_args)
-    assert plan.use_liger is True and training_args.use_liger_kernel is False
-    # what the user asked for stays on record, and the deprecated key is not revived as the live flag
-    assert plan.requested["use_liger_kernel"] is True and script_args.use_liger is None
-    assert script_args.stage == "sft"
+    plan = start_run(script_args, training_args, model_args, stage="sft")
+    handed = plan.trainer_args(training_args)
+    assert plan.use_liger is True and handed.use_liger_kernel is False and handed.push_to_hub is False
+    # the recipe's config is a value: what the user asked for stays as given, and on record
+    assert training_args.use_liger_kernel is True and plan.requested["use_liger_kernel"] is True
+    assert handed is not training_args and handed.learning_rate == training_args.learning_rate
+    assert plan.stage == "sft" and script_args.stage is None
+    assert plan.named("dpo_pts").stage == "sft"  # a stage the recipe or script gave is kept
 
 
 @pytest.mark.parametrize("name", ["ddp", "zero3", "fsdp"])
@@ -170,7 +173,9 @@ def test_cli_overrides_recipe_and_config_flag_works(monkeypatch):
 
 def _parse_any(path: Path) -> tuple[object, set[str]]:
     """Parse a recipe with the parser of the script that runs it; also returns the keys the test overrides."""
-    from phi4_recipes.configs import CurateConfig, EvalArguments, PTSScriptArguments
+    from phi4_recipes.curate.options import CurateConfig
+    from phi4_recipes.evaluation.options import EvalArguments
+    from phi4_recipes.pts.options import PTSScriptArguments
 
     raw, rel = _load(path), str(path.relative_to(REPO))
     if "accelerate_configs" in path.parts:
@@ -190,15 +195,15 @@ def _parse_any(path: Path) -> tuple[object, set[str]]:
     if "p_gap" in raw:
         return parse_recipe(PTSScriptArguments, argv=[rel]), set()
     if "responders" in raw:
-        from phi4_recipes.configs import JudgeScriptArguments
+        from phi4_recipes.judge.options import JudgeScriptArguments
 
         return parse_recipe(JudgeScriptArguments, argv=[rel]), set()
     if "stages" in raw:
-        from phi4_recipes.configs import PipelineArguments
+        from phi4_recipes.run_pipeline import PipelineArguments
 
         return parse_recipe(PipelineArguments, argv=[rel]), set()
     if "workflow" in raw:
-        from phi4_recipes.configs import SynthScriptArguments
+        from phi4_recipes.synth.options import SynthScriptArguments
 
         return parse_recipe(SynthScriptArguments, argv=[rel]), set()
     raise AssertionError(f"{rel}: no script claims this recipe")
@@ -250,6 +255,54 @@ def test_a_key_the_parser_drops_or_changes_is_caught():
         "learning_rate", "seed"]
 
 
+def test_recipe_path_is_set_by_the_parser_before_the_checks_and_by_nothing_else(tmp_path, monkeypatch):
+    """Every script's options know their recipe file in __post_init__ (errors name it from the start); neither
+    a recipe key nor a command-line option can set it."""
+    from phi4_recipes.evaluation.options import EvalArguments
+    from phi4_recipes.pts.options import PTSScriptArguments
+
+    monkeypatch.chdir(REPO)
+    (pts,) = parse_recipe(PTSScriptArguments, argv=["recipes/tiny/pts.yaml"])
+    assert (pts.recipe_path, pts.source) == ("recipes/tiny/pts.yaml", "recipes/tiny/pts.yaml")
+    (over,) = parse_recipe(PTSScriptArguments, argv=["recipes/tiny/pts.yaml", "--p_gap", "0.3"])
+    assert over.source == "recipes/tiny/pts.yaml (with command-line overrides)"
+    no_benchmarks = tmp_path / "eval.yaml"
+    no_benchmarks.write_text("benchmarks: []\n")
+    # EvalArguments.__post_init__ raises with its own `source`: the file, not "command line"
+    with pytest.raises(RecipeError, match=r"^\S*eval\.yaml \(with command-line overrides\): key 'benchmarks' lists"):
+        parse_recipe(EvalArguments, argv=[str(no_benchmarks), "--model_name_or_path", "outputs/tiny/sft"])
+    with pytest.raises(RecipeError, match=r"^command line: no model given"):
+        parse_recipe(EvalArguments, argv=["--benchmarks", "tiny_arithmetic"])
+    forged = tmp_path / "forged.yaml"
+    forged.write_text((RECIPES / "tiny" / "pts.yaml").read_text() + "\nrecipe_path: other.yaml\n")
+    with pytest.raises(RecipeError, match=r"forged\.yaml: unknown key 'recipe_path'"):
+        parse_recipe(PTSScriptArguments, argv=[str(forged)])
+    with pytest.raises(RecipeError, match=r"unknown option '--recipe_path'"):
+        parse_recipe(PTSScriptArguments, argv=["recipes/tiny/pts.yaml", "--recipe_path", "x.yaml"])
+
+
+def test_a_mapping_option_can_be_given_on_the_command_line(monkeypatch, capsys):
+    """argparse read `--backend_kwargs '{}'` as dict('{}') and refused every value; a mapping option takes YAML
+    or JSON flow style, and an option that also takes a path (deepspeed) is left a string."""
+    from phi4_recipes.pts.options import PTSScriptArguments
+
+    monkeypatch.chdir(REPO)
+    (pts,) = parse_recipe(PTSScriptArguments, argv=["recipes/tiny/pts.yaml", "--backend_kwargs", "{}",
+                                                    "--oracle_options", '{"timeout": 3}'])
+    assert pts.backend_kwargs == {} and pts.oracle_options == {"timeout": 3}
+    script, _, _ = parse_training(SFTConfig, ["recipes/tiny/sft.yaml", "--model_config_overrides",
+                                              "{rope_theta: 250000}"])
+    assert script.model_config_overrides == {"rope_theta": 250000}
+    from phi4_recipes.configs import mapping_only
+    from phi4_recipes.recipe_checks import field_types
+
+    assert mapping_only(field_types(PTSScriptArguments)["backend_kwargs"])
+    assert not mapping_only(field_types(SFTConfig)["deepspeed"])  # a dict or a path: stays as argparse reads it
+    with pytest.raises(SystemExit):
+        parse_recipe(PTSScriptArguments, argv=["recipes/tiny/pts.yaml", "--backend_kwargs", "[1, 2]"])
+    assert "argument --backend_kwargs" in capsys.readouterr().err
+
+
 def test_cli_prefix_and_bad_types_fail_naming_option_and_file(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     with pytest.raises(RecipeError, match=r"unknown option '--learning_rat' \(did you mean 'learning_rate'\?\)"):
@@ -284,8 +337,11 @@ def test_every_script_help_lists_its_options(script):
             assert option in out.stdout, (script, option)
 
 
-SCRIPT_OPTIONS = ["ScriptArguments", "PTSScriptArguments", "JudgeScriptArguments", "SynthScriptArguments",
-                  "CurateConfig", "EvalArguments", "PipelineArguments"]
+# Every script's options, each beside its stage's code (the training scripts' in configs).
+SCRIPT_OPTIONS = {"ScriptArguments": "phi4_recipes.configs", "PTSScriptArguments": "phi4_recipes.pts.options",
+                  "JudgeScriptArguments": "phi4_recipes.judge.options",
+                  "SynthScriptArguments": "phi4_recipes.synth.options", "CurateConfig": "phi4_recipes.curate.options",
+                  "EvalArguments": "phi4_recipes.evaluation.options", "PipelineArguments": "phi4_recipes.run_pipeline"}
 
 
 def redeclared_options(cls: type) -> dict[str, list[str]]:
@@ -295,13 +351,15 @@ def redeclared_options(cls: type) -> dict[str, list[str]]:
     return {name: classes for name, classes in owners.items() if len(classes) > 1}
 
 
-@pytest.mark.parametrize("name", SCRIPT_OPTIONS)
+@pytest.mark.parametrize("name", sorted(SCRIPT_OPTIONS))
 def test_every_option_is_declared_once_with_one_meaning(name):
     """An option re-declared in a subclass shadows its base's meaning and help (PTS's `seed` once meant the
     run's seed in the script and one search's seed in the algorithm's config)."""
-    import phi4_recipes.configs as configs
+    import importlib
 
-    assert redeclared_options(getattr(configs, name)) == {}
+    options = getattr(importlib.import_module(SCRIPT_OPTIONS[name]), name)
+    assert redeclared_options(options) == {}
+    assert issubclass(options, RecipeSource)  # every script's options know their recipe file
 
 
 def test_a_redeclared_option_is_caught():

@@ -1,6 +1,6 @@
 """No client can crash, stall or exhaust the stand-ins' HTTP endpoint (issue 27, section 5).
 
-Every request goes to a real server on 127.0.0.1 (generation.chat_server, and the judge and synth stand-ins
+Every request goes to a real server on 127.0.0.1 (standins.chat_server, and the judge and synth stand-ins
 built on it); each test is bounded in requests and seconds.
 """
 
@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from phi4_recipes.generation.chat_server import ChatServer
-from phi4_recipes.synth.standin_server import StandinServer
+from phi4_recipes.standins.chat_server import ChatServer
+from phi4_recipes.standins.synth_server import StandinServer
 
 LIMIT = 1 << 20  # ChatServer's default max_body_bytes: the largest body a client may send
 
@@ -118,8 +118,8 @@ def standins(tmp_path_factory):
     for minutes would otherwise starve this test's own client of its time-outs."""
     folder = tmp_path_factory.mktemp("standins")
     processes, urls = {}, {}
-    for name, module in (("judge", "phi4_recipes.judge.rule_judge_server"),
-                         ("synth", "phi4_recipes.synth.standin_server")):
+    for name, module in (("judge", "phi4_recipes.standins.judge_server"),
+                         ("synth", "phi4_recipes.standins.synth_server")):
         url_file = folder / f"{name}.url"
         processes[name] = subprocess.Popen([sys.executable, "-m", module, "--port", "0", "--url-file", str(url_file)],
                                            stdout=subprocess.DEVNULL)

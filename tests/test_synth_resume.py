@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from phi4_recipes.data.tiny import arithmetic_problems
-from phi4_recipes.io import write_jsonl
-from phi4_recipes.synth.standin_server import StandinServer
+from phi4_recipes.jsonl import write_jsonl
+from phi4_recipes.standins.synth_server import StandinServer
 from synth_helpers import run_workflow
 
 REPO = Path(__file__).resolve().parents[1]

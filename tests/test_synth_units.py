@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from phi4_recipes.configs import SynthScriptArguments, parse_recipe
-from phi4_recipes.io import write_jsonl
+from phi4_recipes.configs import parse_recipe
+from phi4_recipes.jsonl import write_jsonl
 from phi4_recipes.producers import check_settings
 from phi4_recipes.recipe_checks import RecipeError
 from phi4_recipes.synth import BadModelOutput, plurality_vote
 from phi4_recipes.synth.export import export_run
 from phi4_recipes.synth.inputs import input_rows
 from phi4_recipes.synth.model_output import final_answer, parse_json, parse_scores
+from phi4_recipes.synth.options import SynthScriptArguments
 from phi4_recipes.synth.prompt_files import load_prompt
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from openai_server import OpenAICompatibleServer
 from phi4_recipes.data.tiny import arithmetic_problems
-from phi4_recipes.io import stable_hash
-from phi4_recipes.synth.standin_server import StandinServer
+from phi4_recipes.hashing import stable_hash
+from phi4_recipes.standins.synth_server import StandinServer
 from phi4_recipes.verify import sandbox_available
 from synth_helpers import assert_provenance, run_workflow, source_ids
 

@@ -92,6 +92,13 @@ def test_tiny_tokenizer_has_phi4_specials_and_template():
         train_tiny_tokenizer(texts, vocab_size=100)
 
 
+def test_phi4_replies_stop_at_im_end_then_the_document_separator(phi4_tokenizer):
+    from phi4_recipes.tokenizer import stop_token_ids
+
+    # <|im_end|> (the template's end of turn and the eos) once, then <|endoftext|>, which ends a reply too.
+    assert stop_token_ids(phi4_tokenizer) == [100_265, 100_257]
+
+
 def test_saved_tokenizer_config_is_portable_to_transformers_4(tmp_path):
     """transformers 5 writes `tokenizer_class: TokenizersBackend`, which 4.x cannot load; upstream phi-4 names a
     class every release knows and keeps the chat template inline."""

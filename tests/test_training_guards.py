@@ -120,7 +120,7 @@ def test_the_manifest_records_the_options_the_user_asked_for(tmp_path):
     assert asked["push_to_hub"] is True and asked["use_liger_kernel"] is True
     assert asked["hub_model_id"] == "someone/tiny-sft" and asked["max_steps"] == 1
     assert manifest["run_plan"]["trainer_args_changed"] == {"use_liger_kernel": False, "push_to_hub": False}
-    assert manifest["resolved_config"]["script_args"]["use_liger"] is None  # the deprecated key stays unset
+    assert "use_liger" not in manifest["resolved_config"]["script_args"]  # the deprecated key is gone
     assert (out / "model.safetensors").is_file()
 
 

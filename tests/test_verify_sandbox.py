@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import phi4_recipes
-from phi4_recipes.verify import _sandbox_cgroup, _sandbox_init, _sandbox_seccomp, sandbox
+from phi4_recipes.verify import _sandbox_cgroup, _sandbox_init, _sandbox_seccomp, _sandbox_view, sandbox
 from phi4_recipes.verify.code_check import check_python
 from phi4_recipes.verify.oracles import make_oracle
 from phi4_recipes.verify.sandbox import run_python
@@ -1057,7 +1057,7 @@ def test_init_command_line_shows_no_host_path():
 
 def test_lock_on_a_shared_read_only_file_is_refused():
     # Every file in view but scratch is shared with the host and other runs: a lock on one is a signal.
-    interpreter = sandbox._interpreter()[0]
+    interpreter = _sandbox_view.interpreter()[0]
     read, write = os.pipe()
     code = textwrap.dedent(f"""
         import fcntl, os, time

@@ -28,10 +28,9 @@ from .model import PRESETS, Phi4Config, Phi4ForCausalLM
 from .model.modeling_phi4 import MAX_SHARD_SIZE
 from .tokenizer import (
     build_phi4_tokenizer,
-    end_of_turn_ids,
-    end_of_turn_token,
     has_phi4_chat_tokens,
     load_chat_template,
+    stop_token_ids,
     train_tiny_tokenizer,
     use_phi4_chat_template,
 )
@@ -221,12 +220,9 @@ def load_training_model(model_args, tokenizer, script_args, training_args, *, us
 
 
 def configure_generation(model, tokenizer) -> None:
-    """Generation stops at the chat template's end-of-turn token (`<|im_end|>` for Phi-4, `<|eot_id|>` for
-    Llama 3, ...) or the tokenizer's eos; the end-of-turn token comes first, as the model's eos."""
-    end_of_turn = tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer))
-    stop_ids = [end_of_turn, *(i for i in end_of_turn_ids(tokenizer) if i != end_of_turn)]
-    if "<|endoftext|>" in tokenizer.get_vocab():  # Phi-4's document separator also ends a reply
-        stop_ids += [i for i in [tokenizer.convert_tokens_to_ids("<|endoftext|>")] if i not in stop_ids]
+    """Generation stops where `tokenizer.stop_token_ids` says a reply ends; its first id, the chat template's
+    end-of-turn token, is the model's eos."""
+    stop_ids = stop_token_ids(tokenizer)
     model.generation_config.eos_token_id = stop_ids
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id

@@ -23,6 +23,33 @@ class RecipeError(ValueError):
     """A recipe or settings file that cannot run: the message names the file and the key."""
 
 
+def describe_source(recipe_path: str | None, overridden: bool) -> str:
+    """How an error names where a script's options came from: the recipe file, noting command-line overrides."""
+    if recipe_path is None:
+        return "command line"
+    return f"{recipe_path} (with command-line overrides)" if overridden else recipe_path
+
+
+# The fields of RecipeSource: the parser fills them in; neither a recipe nor the command line may set them.
+PARSER_FIELDS = ("recipe_path", "recipe_overridden")
+
+
+@dataclasses.dataclass
+class RecipeSource:
+    """Where a script's options came from, set by the recipe parser before any option is checked, so a check in
+    ``__post_init__`` names the recipe file (``self.source``) from the start. Every script's options have it."""
+
+    # Keyword-only, so options without a default (CurateConfig's input_dir) may follow them.
+    recipe_path: str | None = dataclasses.field(
+        default=None, kw_only=True, metadata={"help": "Set by the parser: the recipe file (not a recipe key or option)."})
+    recipe_overridden: bool = dataclasses.field(
+        default=False, kw_only=True, metadata={"help": "Set by the parser: whether the command line overrides recipe keys."})
+
+    @property
+    def source(self) -> str:
+        return describe_source(self.recipe_path, self.recipe_overridden)
+
+
 def closest_hint(key: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(key, list(known), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""

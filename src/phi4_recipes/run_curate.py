@@ -15,9 +15,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make `phi4_recipes` importable from src/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from phi4_recipes.configs import CurateConfig, parse_recipe  # noqa: E402
+from phi4_recipes.configs import parse_recipe  # noqa: E402
+from phi4_recipes.cpu_threads import configure_threads  # noqa: E402
+from phi4_recipes.curate.options import CurateConfig
 from phi4_recipes.curate.pipeline import run_curation  # noqa: E402
-from phi4_recipes.io import setup_logging  # noqa: E402
+from phi4_recipes.logs import setup_logging  # noqa: E402
 
 
 def main(config: CurateConfig) -> dict:
@@ -31,5 +33,6 @@ def main(config: CurateConfig) -> dict:
 
 
 if __name__ == "__main__":
+    configure_threads()  # before the recipe parser: it takes `--threads N` out of argv
     (curate_config,) = parse_recipe(CurateConfig)
     print(json.dumps(main(curate_config), indent=1, ensure_ascii=False))

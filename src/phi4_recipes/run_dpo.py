@@ -12,11 +12,13 @@ from __future__ import annotations
 from trl import DPOConfig, DPOTrainer, get_peft_config
 
 from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
+from phi4_recipes.cpu_threads import configure_threads
 from phi4_recipes.data.preference import ID_COLUMNS, prepare_preference_pairs
-from phi4_recipes.io import get_logger
+from phi4_recipes.logs import get_logger
 from phi4_recipes.model_loading import get_tokenizer, is_preset, load_training_model
 from phi4_recipes.training import (
     check_lora_targets,
+    dpo_round,
     finish,
     load_training_data,
     require_requested_distribution,
@@ -36,9 +38,10 @@ class TokenExactDPOTrainer(DPOTrainer):
 
 
 def main(script_args, training_args, model_args):
-    plan = start_run(script_args, training_args, model_args)
+    plan = start_run(script_args, training_args, model_args, stage=None)
 
     raw, inputs = load_training_data(script_args)
+    plan = plan.named(dpo_round(raw))
     name = script_args.dataset_name or inputs[0]["source"]
     tokenizer = get_tokenizer(script_args.tokenizer_name_or_path, model_args.model_name_or_path,
                               script_args.chat_template)
@@ -61,7 +64,7 @@ def main(script_args, training_args, model_args):
     trainer = TokenExactDPOTrainer(
         model=model,
         ref_model=ref_model,
-        args=training_args,
+        args=plan.trainer_args(training_args),
         train_dataset=pairs.dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
@@ -75,4 +78,5 @@ def main(script_args, training_args, model_args):
 
 
 if __name__ == "__main__":
+    configure_threads()  # before the recipe parser: it takes `--threads N` out of argv
     main(*parse_recipe(ScriptArguments, DPOConfig, ModelConfig))

@@ -18,17 +18,18 @@ from pathlib import Path
 from transformers import set_seed
 
 from phi4_recipes.configs import parse_recipe
-from phi4_recipes.configs.eval import EvalArguments
+from phi4_recipes.cpu_threads import configure_threads
 from phi4_recipes.evaluation.lm_eval_runner import (
     build_lm,
     build_task_manager,
     evaluate_benchmark,
     export_judge_settings,
 )
+from phi4_recipes.evaluation.options import EvalArguments
 from phi4_recipes.evaluation.registry import REGISTRY_FILE, load_registry, select_benchmarks
 from phi4_recipes.evaluation.results import card_scores, default_output_dir, read_results, write_results
 from phi4_recipes.hub import card_eval_results, refresh_model_card
-from phi4_recipes.io import get_logger, setup_logging
+from phi4_recipes.logs import get_logger, setup_logging
 from phi4_recipes.recipe_checks import require_output_dir
 
 logger = get_logger(__name__)
@@ -80,5 +81,6 @@ def main(args: EvalArguments) -> Path:
 
 
 if __name__ == "__main__":
+    configure_threads()  # before the recipe parser: it takes `--threads N` out of argv
     (eval_args,) = parse_recipe(EvalArguments)
     main(eval_args)

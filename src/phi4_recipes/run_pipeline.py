@@ -24,20 +24,84 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from phi4_recipes.configs import parse_recipe
-from phi4_recipes.configs.pipeline import PipelineArguments
 from phi4_recipes.evaluation.paired import paired_report
-from phi4_recipes.io import sha256_files
-from phi4_recipes.recipe_checks import require_output_dir
+from phi4_recipes.hashing import sha256_files
+from phi4_recipes.recipe_checks import RecipeError, RecipeSource, require_output_dir
 
 REPO = Path(__file__).resolve().parents[2]
 MARKER = "pipeline.json"
 console = Console(stderr=True, highlight=False)
+
+
+# -- options -----------------------------------------------------------------------------------------------
+
+STAGE_KEYS = {"name", "script", "recipe", "args", "argv", "needs", "files", "server", "templates"}
+SERVER_KEYS = {"module", "file_flag", "url"}
+
+
+@dataclass
+class PipelineArguments(RecipeSource):
+    """A run folder and the stages that fill it, in order; each stage writes `<run_dir>/<name>`."""
+
+    run_dir: str = field(default="outputs/tiny", metadata={"help": "The run folder; every stage writes a subfolder."})
+    rebase: str | None = field(
+        default="outputs/tiny",
+        metadata={"help": "The folder the stage recipes write to and read from; in a copy of each recipe (and of "
+                  "each stage's `templates` files) written to <run_dir>/recipes/, it becomes run_dir, so one "
+                  "recipe set serves any number of run folders (seeds)."})
+    seed: int = field(default=42, metadata={"help": "Substituted for {seed} in the stages' args (the run's seed)."})
+    threads: int | None = field(
+        default=2,
+        metadata={"help": "OMP/MKL threads of every stage. CPU float sums depend on how work is split across "
+                  "threads, so fixing the count is what lets two machines reproduce each other's run."})
+    stages: list[dict[str, Any]] = field(
+        default_factory=list,
+        metadata={"help": "Each: name, script (a .py path or -m module), recipe, args ({key: value} passed as "
+                  "--key value; {run}, {seed} and {url} are substituted), argv (positional arguments), needs "
+                  "(earlier stages read), templates (more files to rebase, e.g. a mixture), files (inputs hashed into the fingerprint), server ({module, "
+                  "file_flag, url}: a helper process started before the stage, its URL as {url})."})
+    leaderboard: dict[str, Any] | None = field(
+        default=None,
+        metadata={"help": "{stages: [...], labels: [...], benchmarks: [...], compare: [[a, b], ...]}: the eval "
+                  "stages tabled at the end and the paired differences stated in words."})
+    force: bool = field(default=False, metadata={"help": "Run every stage again, finished or not."})
+    stop_after: str | None = field(default=None, metadata={"help": "Stop after this stage (quick partial runs)."})
+    only: list[str] | None = field(
+        default=None,
+        metadata={"help": "Run just these stages (their needs must have finished); the others are left as they are."})
+
+    def __post_init__(self):
+        names = []
+        for i, stage in enumerate(self.stages):
+            where = f"stages[{i}]"
+            if not isinstance(stage, dict) or "name" not in stage or "script" not in stage:
+                raise RecipeError(f"{self.source}: {where} needs at least `name` and `script`, got {stage!r}")
+            unknown = set(stage) - STAGE_KEYS
+            if unknown:
+                raise RecipeError(f"{self.source}: {where} ({stage['name']}): unknown keys {sorted(unknown)}; "
+                                  f"known: {sorted(STAGE_KEYS)}")
+            for need in stage.get("needs", []):
+                if need not in names:
+                    raise RecipeError(f"{self.source}: stage '{stage['name']}' needs '{need}', which is not an "
+                                      f"earlier stage (earlier: {names})")
+            if stage.get("server") is not None and set(stage["server"]) - SERVER_KEYS:
+                raise RecipeError(f"{self.source}: stage '{stage['name']}': server keys are {sorted(SERVER_KEYS)}")
+            if stage["name"] in names:
+                raise RecipeError(f"{self.source}: stage name '{stage['name']}' appears twice")
+            names.append(stage["name"])
+        for name in self.only or []:
+            if name not in names:
+                raise RecipeError(f"{self.source}: only: '{name}' is not a stage ({names})")
+        if self.stop_after is not None and self.stop_after not in names:
+            raise RecipeError(f"{self.source}: stop_after '{self.stop_after}' is not a stage ({names})")
 
 
 # -- fingerprints ------------------------------------------------------------------------------------------
@@ -164,15 +228,20 @@ def run_stage(stage: dict, args: dict, argv: list[str], folder: Path, log_path: 
 
 # -- the run -----------------------------------------------------------------------------------------------
 
-def main(args: PipelineArguments) -> Path:
-    require_output_dir(args.run_dir, "run_dir", args.recipe_path)
-    run = Path(args.run_dir)
-    run.mkdir(parents=True, exist_ok=True)
+def _record_finished(folder: Path, marker: dict) -> None:
+    """Write the stage's marker last and atomically: present means the stage finished."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (MARKER + ".tmp")
+    tmp.write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(folder / MARKER)
+
+
+def run_stages(args: PipelineArguments, run: Path) -> list[tuple[str, str, float]]:
+    """Run (or skip, when finished with the same inputs) every stage in order; (stage, status, seconds) each."""
     env = stage_env(args.threads)
     mapping = {"run": str(run), "seed": str(args.seed)}
     fingerprints: dict[str, str] = {}
     times: list[tuple[str, str, float]] = []
-    console.rule(f"pipeline {args.recipe_path} -> {run} (seed {args.seed})")
     for index, stage in enumerate(args.stages, 1):
         name = stage["name"]
         stage_args = _substitute(stage.get("args", {}), mapping)
@@ -198,18 +267,19 @@ def main(args: PipelineArguments) -> Path:
                 shutil.rmtree(folder)  # a partial or stale output: start the stage afresh
             console.print(f"[{index}/{len(args.stages)}] [bold]{name}[/]: {stage['script']} {stage.get('recipe') or ''}")
             seconds = run_stage(stage, stage_args, argv, folder, run / "logs" / f"{name}.log", env)
-            folder.mkdir(parents=True, exist_ok=True)
-            marker = {"stage": name, "fingerprint": fingerprint, "seconds": round(seconds, 1), "seed": args.seed,
-                      "threads": args.threads, "command": command_of(stage, stage_args, argv),
-                      "needs": {n: fingerprints[n] for n in stage.get("needs", [])}}
-            tmp = folder / (MARKER + ".tmp")
-            tmp.write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-            tmp.replace(folder / MARKER)  # written last and atomically: present means the stage finished
+            _record_finished(folder, {"stage": name, "fingerprint": fingerprint, "seconds": round(seconds, 1),
+                                      "seed": args.seed, "threads": args.threads,
+                                      "command": command_of(stage, stage_args, argv),
+                                      "needs": {n: fingerprints[n] for n in stage.get("needs", [])}})
             console.print(f"    [green]done[/] in {seconds:.1f} s")
             times.append((name, "ran", seconds))
         if name == args.stop_after:
             break
+    return times
 
+
+def report_times(times: list[tuple[str, str, float]], run: Path) -> None:
+    """The per-stage time table, printed and written to <run>/times.json."""
     table = Table(title="time per stage")
     for column in ("stage", "this run", "seconds"):
         table.add_column(column)
@@ -220,17 +290,29 @@ def main(args: PipelineArguments) -> Path:
     (run / "times.json").write_text(json.dumps([{"stage": n, "status": st, "seconds": round(s, 1)}
                                                 for n, st, s in times], indent=2) + "\n", encoding="utf-8")
 
-    board = args.leaderboard
-    done = {name for name, _, _ in times}
-    if board and all(stage in done for stage in board["stages"]):
-        out = run / "leaderboard"
-        out.mkdir(exist_ok=True)
-        report, records = paired_report([{s: run / s for s in board["stages"]}], board["labels"], board["stages"],
-                                        board["benchmarks"], board.get("compare", []))
-        (out / "paired.md").write_text(report, encoding="utf-8")
-        (out / "paired.json").write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
-        board_md = out / "leaderboard.md"
-        print((board_md.read_text(encoding="utf-8") if board_md.is_file() else "") + report)
+
+def report_leaderboard(board: dict | None, done: set[str], run: Path) -> None:
+    """Once every leaderboard stage has run: the paired differences, written and printed under the board."""
+    if not board or not all(stage in done for stage in board["stages"]):
+        return
+    out = run / "leaderboard"
+    out.mkdir(exist_ok=True)
+    report, records = paired_report([{s: run / s for s in board["stages"]}], board["labels"], board["stages"],
+                                    board["benchmarks"], board.get("compare", []))
+    (out / "paired.md").write_text(report, encoding="utf-8")
+    (out / "paired.json").write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
+    board_md = out / "leaderboard.md"
+    print((board_md.read_text(encoding="utf-8") if board_md.is_file() else "") + report)
+
+
+def main(args: PipelineArguments) -> Path:
+    require_output_dir(args.run_dir, "run_dir", args.recipe_path)
+    run = Path(args.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    console.rule(f"pipeline {args.recipe_path} -> {run} (seed {args.seed})")
+    times = run_stages(args, run)
+    report_times(times, run)
+    report_leaderboard(args.leaderboard, {name for name, _, _ in times}, run)
     return run
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from trl import SFTConfig, SFTTrainer
 
 from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
+from phi4_recipes.cpu_threads import configure_threads
 from phi4_recipes.data.mixture import MixtureBuilder, load_mixture
 from phi4_recipes.data.sources import first_rows
-from phi4_recipes.io import get_logger
+from phi4_recipes.logs import get_logger
 from phi4_recipes.model_loading import PHI_MODEL_TYPES, get_tokenizer, load_training_model, model_type
 from phi4_recipes.training import finish, require_requested_distribution, start_run
 
@@ -22,7 +23,7 @@ logger = get_logger(__name__)
 
 
 def main(script_args, training_args, model_args):
-    run = start_run(script_args, training_args, model_args)
+    run = start_run(script_args, training_args, model_args, stage=script_args.mixture_phase)
     if not script_args.dataset_mixture or not script_args.mixture_phase:
         raise ValueError("pretraining needs dataset_mixture (a mixture YAML) and mixture_phase")
 
@@ -44,7 +45,7 @@ def main(script_args, training_args, model_args):
                          f"max_position_embeddings {model.config.max_position_embeddings}")
 
     # Pretraining trains every weight (no PEFT), on packed text: TRL's SFTTrainer with plain-text rows.
-    trainer = SFTTrainer(model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer)
+    trainer = SFTTrainer(model=model, args=run.trainer_args(training_args), train_dataset=dataset, processing_class=tokenizer)
     require_requested_distribution(trainer.accelerator.distributed_type)
     train_result = trainer.train(resume_from_checkpoint=run.resume_from_checkpoint)
     finish(trainer, script_args=script_args, training_args=training_args, model_args=model_args,
@@ -54,4 +55,5 @@ def main(script_args, training_args, model_args):
 
 
 if __name__ == "__main__":
+    configure_threads()  # before the recipe parser: it takes `--threads N` out of argv
     main(*parse_recipe(ScriptArguments, SFTConfig, ModelConfig))

@@ -18,19 +18,22 @@ from typing import Any
 from datasets import Dataset
 from transformers import set_seed
 
-from phi4_recipes.configs import PTSScriptArguments, parse_recipe
+from phi4_recipes.configs import parse_recipe
+from phi4_recipes.cpu_threads import configure_threads
 from phi4_recipes.data.sources import fingerprint, load_source
 from phi4_recipes.generation import Generator, PTSSampler, SamplingParams, build_generator
-from phi4_recipes.io import setup_logging
+from phi4_recipes.logs import setup_logging
 from phi4_recipes.manifest import write_manifest
 from phi4_recipes.model_loading import get_tokenizer
-from phi4_recipes.producers import Producer, WorkUnit, run_producer
+from phi4_recipes.producers import Producer, ProducerInput, WorkUnit, run_producer
 from phi4_recipes.pts.config import require_logprobs_of_sampling
+from phi4_recipes.pts.options import PTSScriptArguments
 from phi4_recipes.pts.runner.export import export_pairs
 from phi4_recipes.pts.runner.plot import plot_records
-from phi4_recipes.pts.runner.question_search import QUESTION_SEEDS, search_question, stop_token_ids
+from phi4_recipes.pts.runner.question_search import QUESTION_SEEDS, search_question
 from phi4_recipes.pts.runner.questions import Question, ResponseOracle, query_ids, read_questions
 from phi4_recipes.pts.runner.records import check_question_record, read_question_records
+from phi4_recipes.tokenizer import stop_token_ids
 
 
 def read_recipe_questions(args: PTSScriptArguments) -> tuple[Dataset, list[Question]]:
@@ -60,9 +63,10 @@ class PTSProducer(Producer):
     def check_record(self, record: Any) -> None:
         check_question_record(record)
 
-    def read_units(self) -> list[WorkUnit]:
-        self.dataset, questions = read_recipe_questions(self.args)
-        return [WorkUnit(q.id, (q.id,), q) for q in questions]
+    def read_input(self) -> ProducerInput:
+        dataset, questions = read_recipe_questions(self.args)
+        return ProducerInput([WorkUnit(q.id, (q.id,), q) for q in questions],
+                             [fingerprint(self.args.dataset_name, dataset)])
 
     def open(self) -> None:
         self.tokenizer, self.generator, self.sampler, self.stop_ids = open_sampler(self.args)
@@ -100,18 +104,19 @@ def main(args: PTSScriptArguments) -> dict:
 
     # Export every shard, plots, manifest.
     tokenizer = get_tokenizer(args.tokenizer_name_or_path, args.model_name_or_path)
-    summary = export_pairs(output_dir, tokenizer)
     records = read_question_records(output_dir)
+    summary = export_pairs(output_dir, records, tokenizer)
     plots = plot_records(records, tokenizer, output_dir / "plots", args.plot_max) if args.plot_max else []
     summary.update(wall_seconds=round(time.perf_counter() - started, 1), plots=len(plots))
     logger.info("PTS summary: %s", summary)
     write_manifest(output_dir, stage="pts", recipe_path=args.recipe_path,
                    configs={"script_args": args}, seed=args.seed,
-                   inputs=[fingerprint(args.dataset_name, producer.dataset)],
+                   inputs=producer.input().fingerprints,
                    extra={"question_seeds": QUESTION_SEEDS, "summary": summary})
     return summary
 
 
 if __name__ == "__main__":
+    configure_threads()  # before the recipe parser: it takes `--threads N` out of argv
     (script_args,) = parse_recipe(PTSScriptArguments)
     main(script_args)

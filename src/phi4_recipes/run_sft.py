@@ -10,9 +10,10 @@ from __future__ import annotations
 from trl import SFTConfig, SFTTrainer, get_peft_config
 
 from phi4_recipes.configs import ModelConfig, ScriptArguments, parse_recipe
+from phi4_recipes.cpu_threads import configure_threads
 from phi4_recipes.data.assistant_masks import needs_template_diff_masks, tokenize_with_assistant_masks
 from phi4_recipes.data.sources import require_chat_messages, require_columns
-from phi4_recipes.io import get_logger
+from phi4_recipes.logs import get_logger
 from phi4_recipes.model_loading import get_tokenizer, load_training_model
 from phi4_recipes.tokenizer import end_of_turn_token
 from phi4_recipes.training import (
@@ -28,7 +29,7 @@ logger = get_logger(__name__)
 
 
 def main(script_args, training_args, model_args):
-    plan = start_run(script_args, training_args, model_args)
+    plan = start_run(script_args, training_args, model_args, stage="sft")
 
     dataset, inputs = load_training_data(script_args)
     name = script_args.dataset_name or inputs[0]["source"]
@@ -42,13 +43,13 @@ def main(script_args, training_args, model_args):
     if needs_template_diff_masks(tokenizer, training_args):  # the model's own template has no such markers
         end_of_turn = tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer))
         dataset = tokenize_with_assistant_masks(dataset, tokenizer, end_of_turn, name)
-        training_args.assistant_only_loss = False  # the masks travel as `assistant_masks`; TRL builds labels
+        plan = plan.handing(assistant_only_loss=False)  # the masks travel as `assistant_masks`; TRL builds labels
     model = load_training_model(model_args, tokenizer, script_args, training_args, use_liger=plan.use_liger)
     check_lora_targets(model, model_args)
 
     trainer = SFTTrainer(
         model=model,
-        args=training_args,
+        args=plan.trainer_args(training_args),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
@@ -60,4 +61,5 @@ def main(script_args, training_args, model_args):
 
 
 if __name__ == "__main__":
+    configure_threads()  # before the recipe parser: it takes `--threads N` out of argv
     main(*parse_recipe(ScriptArguments, SFTConfig, ModelConfig))

@@ -18,15 +18,17 @@ from typing import Any
 
 from transformers import set_seed
 
-from phi4_recipes.configs import SynthScriptArguments, parse_recipe
+from phi4_recipes.configs import parse_recipe
+from phi4_recipes.cpu_threads import configure_threads
 from phi4_recipes.data.near_dedup import MinHashParams
 from phi4_recipes.data.sources import fingerprint, load_source
 from phi4_recipes.generation import SamplingParams, build_generator
-from phi4_recipes.io import setup_logging
+from phi4_recipes.logs import setup_logging
 from phi4_recipes.manifest import write_manifest
-from phi4_recipes.producers import Producer, WorkUnit, run_producer
+from phi4_recipes.producers import Producer, ProducerInput, WorkUnit, run_producer
 from phi4_recipes.synth import WORKFLOW_CLASSES, ChatModel, SourceResult, export_run
 from phi4_recipes.synth.inputs import input_rows
+from phi4_recipes.synth.options import SynthScriptArguments
 
 RECORD_KEYS = ("id", "rows", "drops", "bad")  # SourceResult.to_json
 
@@ -61,10 +63,11 @@ class SynthProducer(Producer):
         if any(k not in record for k in RECORD_KEYS):
             raise ValueError(f"not a synth result (needs {list(RECORD_KEYS)})")
 
-    def read_units(self) -> list[WorkUnit]:
-        self.dataset = load_source(self.args.dataset_name, self.args.dataset_split, self.args.dataset_config)
-        return [WorkUnit(row.id, (row.id,), row) for row in input_rows(self.dataset, self.args.id_field,
-                                                                       self.args.max_rows)]
+    def read_input(self) -> ProducerInput:
+        dataset = load_source(self.args.dataset_name, self.args.dataset_split, self.args.dataset_config)
+        rows = input_rows(dataset, self.args.id_field, self.args.max_rows)
+        return ProducerInput([WorkUnit(row.id, (row.id,), row) for row in rows],
+                             [fingerprint(self.args.dataset_name, dataset)])
 
     def open(self) -> None:
         self.model = build_model(self.args)
@@ -108,10 +111,11 @@ def main(args: SynthScriptArguments) -> dict:
     logger.info("synth %s report: %s", args.workflow, report)
     write_manifest(output_dir, stage=f"synth/{args.workflow}", recipe_path=args.recipe_path,
                    configs={"script_args": args}, seed=args.seed,
-                   inputs=[fingerprint(args.dataset_name, producer.dataset)], extra={"report": report})
+                   inputs=producer.input().fingerprints, extra={"report": report})
     return report
 
 
 if __name__ == "__main__":
+    configure_threads()  # before the recipe parser: it takes `--threads N` out of argv
     (script_args,) = parse_recipe(SynthScriptArguments)
     main(script_args)

@@ -18,7 +18,7 @@ from pathlib import Path
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from .io import resource_path
+from .resources import resource_path
 
 CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 PHI4_VOCAB_SIZE = 100_352
@@ -265,12 +265,20 @@ def end_of_turn_token(tokenizer) -> str:
     return tokenizer.eos_token
 
 
-def end_of_turn_ids(tokenizer) -> list[int]:
-    """Ids that end an assistant reply: the template's end-of-turn token and the tokenizer's eos."""
-    ids = {tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer))}
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    return sorted(ids)
+# Phi-4's document separator: pretraining puts it between documents, so a reply that reaches it has ended too.
+DOCUMENT_SEPARATOR = "<|endoftext|>"
+
+
+def stop_token_ids(tokenizer) -> list[int]:
+    """The one rule for which ids end an assistant reply, for every stage that generates (the checkpoint's
+    generation config, PTS, the judge's responders): the chat template's end-of-turn token first (`<|im_end|>`,
+    `<|eot_id|>`, ...; a checkpoint's generation config lists it first, as its eos), then the tokenizer's eos,
+    then the document separator where the vocabulary has it."""
+    ids = [tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer))]
+    for extra in (tokenizer.eos_token_id, tokenizer.get_vocab().get(DOCUMENT_SEPARATOR)):
+        if extra is not None and int(extra) not in ids:
+            ids.append(int(extra))
+    return ids
 
 
 def use_phi4_chat_template(tokenizer) -> int:

@@ -4,8 +4,9 @@ run_*.py reads top to bottom like a recipe."""
 
 from __future__ import annotations
 
+import copy
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,11 @@ import torch
 import transformers
 from torch.distributed.fsdp import FSDPModule
 from transformers import set_seed
-from trl import DPOConfig
 
-from . import io
 from .data.sources import check_jsonl_rows, fingerprint, first_rows, load_train_split
 from .hub import HubPushError, model_lineage, push_checkpoint, write_model_card
+from .logs import get_logger
+from .logs import setup_logging as setup_project_logging
 from .manifest import read_manifest, write_manifest
 from .model_loading import configure_generation, require_whole_weights
 from .recipe_checks import require_local_input
@@ -29,13 +30,13 @@ from .tokenizer import (
     make_tokenizer_config_portable,
 )
 
-logger = io.get_logger(__name__)
+logger = get_logger(__name__)
 
 
 def setup_logging(training_args) -> None:
     """The project logger at the Trainer's log level (quiet on non-main ranks), and the same for HF libraries."""
     level = training_args.get_process_log_level()
-    io.setup_logging(level)
+    setup_project_logging(level)
     datasets.utils.logging.set_verbosity(level)
     transformers.utils.logging.set_verbosity(level)
 
@@ -82,20 +83,13 @@ def load_training_data(script_args) -> tuple[datasets.Dataset, list[dict]]:
                     check_jsonl_rows(Path(file))
         dataset = first_rows(get_dataset(script_args)["train"], script_args.dataset_max_rows)
         inputs = [fingerprint(_mixture_source(entry), dataset) for entry in script_args.datasets]
-    # A DPO recipe that leaves the stage out (as TRL-runnable recipes do) is named by its pairs: run_judge's
-    # carry the judge's provenance (round 2), anything else is round 1.
-    if script_args.stage is None:
-        script_args.resolve_stage("dpo_judge" if "judge_model" in dataset.column_names else "dpo_pts")
     return dataset, inputs
 
 
-def liger_requested(training_args, script_args=None) -> bool:
-    """Whether the recipe asks for Liger kernels: `use_liger_kernel` (transformers' key, so `trl sft|dpo` reads
-    the same recipe), or the deprecated `use_liger` where a recipe still sets it."""
-    deprecated = getattr(script_args, "use_liger", None)
-    if deprecated is not None:
-        logger.warning("`use_liger` is deprecated: use `use_liger_kernel` (the same kernels, TRL's key)")
-    return bool(training_args.use_liger_kernel if deprecated is None else deprecated)
+def dpo_round(dataset: datasets.Dataset) -> str:
+    """The DPO stage a set of pairs trains, for a recipe that leaves `stage` out (as TRL-runnable recipes do):
+    run_judge's pairs carry the judge's provenance (round 2), anything else is round 1."""
+    return "dpo_judge" if "judge_model" in dataset.column_names else "dpo_pts"
 
 
 def use_training_chat_template(tokenizer, training_args) -> None:
@@ -221,48 +215,65 @@ def resolve_resume(training_args, overwrite_output_dir: bool = False) -> str | N
 
 @dataclass(frozen=True)
 class RunPlan:
-    """A training run as the recipe asked for it, and how this script carries it out.
+    """A training run as the recipe asked for it, and how this script carries it out. The recipe's own config
+    objects are never edited: the Trainer gets `trainer_args(training_args)`, a copy with `trainer_changes`.
 
     Two options are carried out by us, not by the Trainer, which is handed them switched off:
     `use_liger_kernel` turns on Phi4ForCausalLM's own kernels (the Trainer's patch would replace our forward),
     and `push_to_hub` pushes in `finish`, after the local save (the Trainer would create the Hub repo at
-    start-up, and fail offline before training). The manifest records `requested`, not the Trainer's copy.
+    start-up, and fail offline before training). The manifest records `requested` and what was changed.
 
     Args:
+        stage: the checkpoint's stage (card and manifest); None until a DPO run has read its pairs (`named`).
         requested: the training arguments as the recipe and command line gave them (`TrainingArguments.to_dict`).
         resume_from_checkpoint: the checkpoint to continue from, or None.
         use_liger: load the model with its Liger kernels (they run on CUDA only).
         push_to_hub: push the saved checkpoint to `hub_model_id` at the end.
+        trainer_changes: option -> the value the Trainer is handed instead of the recipe's.
     """
 
+    stage: str | None
     requested: dict[str, Any]
     resume_from_checkpoint: str | None
     use_liger: bool
     push_to_hub: bool
+    trainer_changes: dict[str, Any] = field(default_factory=dict)
+
+    def named(self, stage: str) -> RunPlan:
+        """This plan with its stage: the recipe's when it names one, else `stage`."""
+        return replace(self, stage=self.stage or stage)
+
+    def handing(self, **changes: Any) -> RunPlan:
+        """This plan with more options the Trainer is handed differently from the recipe."""
+        return replace(self, trainer_changes={**self.trainer_changes, **changes})
+
+    def trainer_args(self, training_args):
+        """What the Trainer runs with: a copy of the recipe's training arguments with `trainer_changes`."""
+        handed = copy.copy(training_args)
+        for key, value in self.trainer_changes.items():
+            setattr(handed, key, value)
+        return handed
 
     def carried_out(self) -> dict[str, Any]:
         """For the manifest: what the Trainer was handed instead, and by whom each option is carried out."""
-        return {"trainer_args_changed": {"use_liger_kernel": False, "push_to_hub": False},
+        return {"trainer_args_changed": dict(self.trainer_changes),
                 "liger": "Phi4ForCausalLM's own kernels (CUDA only)" if self.use_liger else "off",
                 "push_to_hub": "after the local save, by the script" if self.push_to_hub else "off",
                 "resume_from_checkpoint": self.resume_from_checkpoint}
 
 
-def start_run(script_args, training_args, model_args) -> RunPlan:
-    """What every training stage does first: stage named, seed, logging, inputs checked, resume resolved, and
-    the options we carry out ourselves taken from the Trainer (see RunPlan)."""
-    # TRL-runnable recipes leave the stage out: the script implies it (DPO's round is read off its pairs).
-    if not isinstance(training_args, DPOConfig):
-        script_args.resolve_stage(script_args.mixture_phase or "sft")
-    requested = training_args.to_dict()
-    use_liger, push = liger_requested(training_args, script_args), bool(training_args.push_to_hub)
-    training_args.use_liger_kernel = False
-    training_args.push_to_hub = False
+def start_run(script_args, training_args, model_args, *, stage: str | None) -> RunPlan:
+    """What every training stage does first: seed, logging, inputs checked, resume resolved, the stage named
+    (the recipe's, else the script's `stage`; None for DPO, which reads it off its pairs) and the options we carry
+    out ourselves taken from the Trainer (see RunPlan)."""
     set_seed(training_args.seed)
     setup_logging(training_args)
     require_inputs(script_args, model_args)
     resume = resolve_resume(training_args, script_args.overwrite_output_dir)
-    return RunPlan(requested=requested, resume_from_checkpoint=resume, use_liger=use_liger, push_to_hub=push)
+    return RunPlan(stage=script_args.stage or stage, requested=training_args.to_dict(),
+                   resume_from_checkpoint=resume, use_liger=bool(training_args.use_liger_kernel),
+                   push_to_hub=bool(training_args.push_to_hub),
+                   trainer_changes={"use_liger_kernel": False, "push_to_hub": False})
 
 
 def finish(trainer, *, script_args, training_args, model_args, train_result, inputs: list[dict], plan: RunPlan,
@@ -289,7 +300,7 @@ def finish(trainer, *, script_args, training_args, model_args, train_result, inp
     make_tokenizer_config_portable(output_dir)
     write_manifest(
         output_dir,
-        stage=script_args.stage,
+        stage=plan.stage,
         recipe_path=getattr(script_args, "recipe_path", None),
         configs={"script_args": script_args, "training_args": plan.requested, "model_args": model_args},
         seed=training_args.seed,
@@ -301,7 +312,7 @@ def finish(trainer, *, script_args, training_args, model_args, train_result, inp
     manifest = read_manifest(output_dir)
     write_model_card(output_dir, manifest, base_model=model_args.model_name_or_path,
                      hub_model_id=training_args.hub_model_id, mixture=mixture_table)
-    logger.info("saved %s checkpoint to %s", script_args.stage, output_dir)
+    logger.info("saved %s checkpoint to %s", plan.stage, output_dir)
     if plan.push_to_hub:
         if not training_args.hub_model_id:
             raise HubPushError(f"push_to_hub is set but hub_model_id is not; the local checkpoint is kept at {output_dir}")

@@ -24,7 +24,7 @@ import threading
 import time
 
 from phi4_recipes.generation.base import Generator
-from phi4_recipes.generation.chat_server import BackgroundHTTPServer, HardenedRequestHandler
+from phi4_recipes.standins.chat_server import BackgroundHTTPServer, HardenedRequestHandler
 
 from .faults import FaultPlan
 from .protocol import (

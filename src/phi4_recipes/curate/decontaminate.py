@@ -1,7 +1,6 @@
 """Evaluation items for curation's decontamination step, read from JSONL dumps of the benchmark test sets.
 
-The n-gram index itself is `phi4_recipes.data.ngrams` (evaluation's contamination report uses it too);
-its names are re-exported here for curation code that imports them from this module.
+The n-gram index itself is `phi4_recipes.data.ngrams` (evaluation's contamination report uses it too).
 """
 
 from __future__ import annotations
@@ -9,18 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from phi4_recipes.data.ngrams import (
-    ContaminationHit,
-    NgramIndex,
-    build_ngram_index,
-    contamination_of,
-    find_contamination,
-    normalize_words,
-)
-from phi4_recipes.io import read_jsonl
-
-__all__ = ["ContaminationHit", "NgramIndex", "build_ngram_index", "contamination_of", "find_contamination",
-           "load_eval_texts", "normalize_words"]
+from phi4_recipes.jsonl import read_jsonl
 
 
 def load_eval_texts(path: str | Path, fields: Sequence[str] = ("question", "prompt", "problem", "text")

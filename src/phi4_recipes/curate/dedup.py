@@ -1,9 +1,9 @@
-"""Document-level deduplication: exact (hash of normalised text) and near-duplicate (MinHash LSH).
+"""The files of curation's two-pass deduplication: signature records in, per-task removal lists out.
 
-Works in two passes so it runs across many machines: each task writes one signature record per document
-(`signature_record`), then one small task reads every record, groups documents that share an exact hash or
-an LSH band, and writes per-task lists of the ids to drop (`find_duplicates`). The first document of a group
-in (task, position) order is kept.
+Each task writes one signature record per document (`data.near_dedup.signature_record`), then one small task
+reads every record here, groups documents that share an exact hash or an LSH band
+(`data.near_dedup.find_duplicates`, which keeps the first of a group in (task, position) order), and writes
+per-task lists of the ids to drop, which each task's filter reads back.
 """
 
 from __future__ import annotations
@@ -12,18 +12,9 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-# The hashing and grouping core is shared with synth/ (data/ is below both stages); re-exported here.
-from ..data.near_dedup import (  # noqa: F401
-    WORD,
-    DuplicateDecision,
-    MinHashParams,
-    exact_hash,
-    find_duplicates,
-    minhash_bands,
-    normalize_for_hash,
-    signature_record,
-)
-from ..io import read_jsonl
+# The hashing and grouping core is shared with synth/ (data/ is below both stages): data.near_dedup.
+from ..data.near_dedup import DuplicateDecision
+from ..jsonl import read_jsonl
 
 
 def read_signature_folder(folder: str | Path) -> list[dict]:

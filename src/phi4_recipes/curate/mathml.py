@@ -42,6 +42,8 @@ ACCENTS = {"^": r"\hat", "ˆ": r"\hat", "¯": r"\bar", "‾": r"\overline", "→
 # Operators whose limits LaTeX writes as plain sub/superscripts (\sum_{i=1}^{n}).
 TRAILING_COMMAND = re.compile(r"\\[A-Za-z]+$")
 BIG_OPERATORS = {r"\sum", r"\prod", r"\int", r"\oint", r"\lim", r"\max", r"\min", r"\sup", r"\inf"}
+# Token elements: their text is one identifier, number, operator or run of text.
+TOKEN_TAGS = {"mi", "mn", "mo", "ms", "mtext", "mspace"}
 
 
 def _symbols(text: str) -> str:
@@ -86,27 +88,48 @@ def _convert(node: LexborNode) -> str:
     tag = node.tag
     if tag == "-text":
         return _symbols(node.text_content or "")
+    if tag in TOKEN_TAGS:
+        return _token(node, tag)
+    if tag in ("annotation", "annotation-xml", "mphantom", "none", "mprescripts"):
+        return ""
     kids = _element_children(node)
     args = [_convert(kid) for kid in kids]
+    if tag == "semantics":
+        return args[0] if args else ""
+    if tag == "mfenced":
+        opening = node.attributes.get("open") or "("
+        closing = node.attributes.get("close") or ")"
+        separator = (node.attributes.get("separators") or ",").strip()[:1]
+        return _symbols(opening) + separator.join(args) + _symbols(closing)
+    if tag == "mtable":
+        rows = []
+        for row in kids:
+            cells = [_convert(cell) for cell in _element_children(row)]
+            rows.append(" & ".join(cells))
+        return r"\begin{matrix}" + r" \\ ".join(rows) + r"\end{matrix}"
+    laid_out = _layout(node, tag, kids, args)
+    # math, mrow, mstyle, mpadded, menclose, merror and anything unknown: keep the children in order.
+    return laid_out if laid_out is not None else _join(args)
+
+
+def _token(node: LexborNode, tag: str) -> str:
+    """Identifiers, numbers, operators and text: one token each."""
+    text = (node.text(deep=True) or "").strip()
     if tag == "mi":
-        text = (node.text(deep=True) or "").strip()
         if text in FUNCTION_NAMES:
             return "\\" + text
         if len(text) > 1 and text.isalpha() and text.isascii():
             return r"\mathrm{" + text + "}"
         return _symbols(text)
-    if tag in ("mn", "mo", "ms"):
-        text = (node.text(deep=True) or "").strip()
-        return "\\" + text if text in FUNCTION_NAMES else _symbols(text)
     if tag == "mtext":
-        text = (node.text(deep=True) or "").strip()
         return r"\text{" + text + "}" if text else " "
     if tag == "mspace":
         return " "
-    if tag in ("annotation", "annotation-xml", "mphantom", "none", "mprescripts"):
-        return ""
-    if tag == "semantics":
-        return args[0] if args else ""
+    return "\\" + text if text in FUNCTION_NAMES else _symbols(text)
+
+
+def _layout(node: LexborNode, tag: str, kids: list[LexborNode], args: list[str]) -> str | None:
+    """Fractions, roots, scripts, over/under marks; None when `tag` is none of them (or has the wrong arity)."""
     if tag == "mfrac" and len(args) == 2:
         if node.attributes.get("linethickness") in ("0", "0px", "0em"):
             return r"\binom{" + args[0] + "}{" + args[1] + "}"
@@ -119,7 +142,7 @@ def _convert(node: LexborNode) -> str:
         return args[0] + "^" + _group(args[1])
     if tag == "msub" and len(args) == 2:
         return args[0] + "_" + _group(args[1])
-    if tag == "msubsup" and len(args) == 3:
+    if tag in ("msubsup", "munderover") and len(args) == 3:
         return args[0] + "_" + _group(args[1]) + "^" + _group(args[2])
     if tag == "mover" and len(args) == 2:
         if args[0] in BIG_OPERATORS:
@@ -132,18 +155,4 @@ def _convert(node: LexborNode) -> str:
         if args[0] in BIG_OPERATORS:
             return args[0] + "_" + _group(args[1])
         return r"\underset{" + args[1] + "}{" + args[0] + "}"
-    if tag == "munderover" and len(args) == 3:
-        return args[0] + "_" + _group(args[1]) + "^" + _group(args[2])
-    if tag == "mfenced":
-        opening = node.attributes.get("open") or "("
-        closing = node.attributes.get("close") or ")"
-        separator = (node.attributes.get("separators") or ",").strip()[:1]
-        return _symbols(opening) + separator.join(args) + _symbols(closing)
-    if tag == "mtable":
-        rows = []
-        for row in kids:
-            cells = [_convert(cell) for cell in _element_children(row)]
-            rows.append(" & ".join(cells))
-        return r"\begin{matrix}" + r" \\ ".join(rows) + r"\end{matrix}"
-    # math, mrow, mstyle, mpadded, menclose, merror and anything unknown: keep the children in order.
-    return _join(args)
+    return None

@@ -27,7 +27,7 @@ from phi4_recipes.curate.quality import BUILTIN_LABELS, load_labeled_jsonl, trai
 from phi4_recipes.producers import build_executor
 
 if TYPE_CHECKING:  # the options live with the script's, a layer above curate/
-    from phi4_recipes.configs.curate import CurateConfig
+    from phi4_recipes.curate.options import CurateConfig
 
 STAGES = ("filter", "dedup_cluster", "dedup_filter")
 

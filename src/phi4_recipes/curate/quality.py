@@ -21,7 +21,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_fscore_support
 
-from ..io import read_jsonl
+from ..jsonl import read_jsonl
 
 BUILTIN_LABELS = Path(__file__).parent / "data" / "quality_labels.jsonl"
 MODEL_FORMAT_VERSION = 1

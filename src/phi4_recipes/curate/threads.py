@@ -20,6 +20,7 @@ POST_SELECTOR = (
 )
 BODY_SELECTORS = ("[itemprop=text]", ".s-prose", ".js-post-body", ".post-text", ".cooked", ".message-body",
                   ".postbody .content", ".post-content", ".post-body", ".postbody", ".post-message", ".content")
+ANY_BODY = ", ".join(BODY_SELECTORS)
 AUTHOR_SELECTORS = (".post-signature.owner .user-details [itemprop=name]", ".post-signature.owner .user-details a",
                     "[itemprop=author] [itemprop=name]", "[itemprop=author]", ".user-details [itemprop=name]",
                     ".user-details a", ".username", ".post-author", ".author", ".poster", "[data-user-card]")
@@ -58,14 +59,19 @@ def find_thread_posts(root: LexborNode) -> list[ThreadPost]:
     Returns:
         list[ThreadPost]: the posts; the caller checks they hold the page's text.
     """
-    candidates = [node for node in _in_page_order(root, root.css(POST_SELECTOR)) if node.tag in POST_TAGS]
+    found = root.css(POST_SELECTOR)
+    if not found:
+        return []
+    candidates = [node for node in _in_page_order(root, found) if node.tag in POST_TAGS]
     # css_matches() also looks at descendants, so "is this node a question" is a membership test.
     questions = {node.mem_id for node in root.css(QUESTION_SELECTOR)}
     ids = {node.mem_id for node in candidates}
     inner: dict[int, list[LexborNode]] = {node.mem_id: [] for node in candidates}
     for node in candidates:
         ancestor = _nearest_ancestor_in(node, ids)
-        if ancestor is not None:
+        # Vote counters, post menus and comment lists carry the post's id too (data-post-id); only a
+        # candidate with a post body of its own makes its ancestor a wrapper of posts.
+        if ancestor is not None and node.css_first(ANY_BODY) is not None:
             inner[ancestor.mem_id].append(node)
     wrappers = {mem_id for mem_id, children in inner.items()
                 if len(children) >= 2 or any(_role(child, questions) == "answer" for child in children)}

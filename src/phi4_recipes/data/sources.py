@@ -6,7 +6,8 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 
-from phi4_recipes.io import read_jsonl, sha256_files
+from phi4_recipes.hashing import sha256_files
+from phi4_recipes.jsonl import read_jsonl
 
 _FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
 

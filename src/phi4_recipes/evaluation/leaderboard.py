@@ -17,7 +17,7 @@ import yaml
 from phi4_recipes.evaluation.dpo_log import margin_curve, window_mean
 from phi4_recipes.evaluation.paired import item_scores, paired_difference, significance_words, verdict
 from phi4_recipes.evaluation.results import SCHEMA, read_results
-from phi4_recipes.io import resource_path
+from phi4_recipes.resources import resource_path
 
 REFERENCE_FILE = resource_path("phi4_report.yaml")
 

@@ -15,7 +15,7 @@ from phi4_recipes.evaluation.registry import LOCAL_TASKS_DIR, Benchmark
 from phi4_recipes.recipe_checks import RecipeError
 
 if TYPE_CHECKING:  # the options live with the script's, a layer above evaluation/
-    from phi4_recipes.configs.eval import EvalArguments
+    from phi4_recipes.evaluation.options import EvalArguments
 
 # Our judge-graded tasks (SimpleQA, ArenaHard) read their judge from these variables (lm-eval gives a task's
 # process_results no access to the run's options).

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from phi4_recipes.evaluation.results import read_results
-from phi4_recipes.io import read_jsonl
+from phi4_recipes.jsonl import read_jsonl
 
 Z_SIGNIFICANT = 2.0
 

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 import yaml
 
-from phi4_recipes.io import resource_path
 from phi4_recipes.recipe_checks import RecipeError, from_mapping
+from phi4_recipes.resources import resource_path
 
 REGISTRY_FILE = resource_path("benchmarks.yaml")
 LOCAL_TASKS_DIR = resource_path("lm_eval_tasks")

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phi4_recipes.evaluation.lm_eval_runner import BenchmarkRun
-from phi4_recipes.io import sha256_files
+from phi4_recipes.hashing import sha256_files
 from phi4_recipes.manifest import git_commit, package_versions
 
 if TYPE_CHECKING:  # the options live with the script's, a layer above evaluation/
-    from phi4_recipes.configs.eval import EvalArguments
+    from phi4_recipes.evaluation.options import EvalArguments
 
 SCHEMA = "phi4-recipes/eval-result/v1"
 # Hash checkpoint weights only up to this size; a 14B checkpoint (~29 GB) would take minutes.

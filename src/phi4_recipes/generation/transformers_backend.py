@@ -103,14 +103,12 @@ class TransformersGenerator(Generator):
 
     @torch.inference_mode()
     @_in_eval_mode
-    def _generate_chunk(
-        self, prompts: list[list[int]], seeds: list[int], params: SamplingParams, stop_ids: set[int]
-    ) -> list[list[Completion]]:
-        n, device = params.n, self.device
-        rngs = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
+    def _prefill(self, prompts: list[list[int]], n: int):
+        """One forward pass over the prompts, each row repeated n times (shared prefix: the cache is copied n
+        times after one prefill per prompt); returns the cache, last logits, mask and next positions."""
         rows_per_prefill = 1 if self.share_prefix else n
         batch_prompts = [p for p in prompts for _ in range(rows_per_prefill)]
-        input_ids, attention_mask = _left_pad(batch_prompts, device)
+        input_ids, attention_mask = _left_pad(batch_prompts, self.device)
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
@@ -122,7 +120,14 @@ class TransformersGenerator(Generator):
             attention_mask = attention_mask.repeat_interleave(n, dim=0)
             position_ids = position_ids.repeat_interleave(n, dim=0)
             logits = logits.repeat_interleave(n, dim=0)
-        next_position = position_ids[:, -1] + 1
+        return cache, logits, attention_mask, position_ids[:, -1] + 1
+
+    def _generate_chunk(
+        self, prompts: list[list[int]], seeds: list[int], params: SamplingParams, stop_ids: set[int]
+    ) -> list[list[Completion]]:
+        n, device = params.n, self.device
+        rngs = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
+        cache, logits, attention_mask, next_position = self._prefill(prompts, n)
 
         num_rows = len(prompts) * n
         live = torch.arange(num_rows, device=device)  # global row index of each cache row

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from phi4_recipes.io import stable_hash
+from phi4_recipes.hashing import stable_hash
 
 FinishReason = Literal["stop", "length"]
 

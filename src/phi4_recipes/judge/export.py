@@ -11,7 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from phi4_recipes.io import stable_hash, write_jsonl
+from phi4_recipes.hashing import stable_hash
+from phi4_recipes.jsonl import write_jsonl
 
 from .pairing import DECIDED
 

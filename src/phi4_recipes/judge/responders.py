@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phi4_recipes.generation import BACKENDS, SamplingParams, build_generator
-from phi4_recipes.io import stable_hash
+from phi4_recipes.hashing import stable_hash
 from phi4_recipes.recipe_checks import RecipeError, from_mapping
 
 
@@ -131,9 +131,9 @@ def batch_seed(run_seed: int, responder: str, first_prompt_id: str) -> int:
 
 
 def _stop_ids(tokenizer) -> tuple[int, ...]:
-    # The template's own end of turn (<|im_end|>, Llama 3's <|eot_id|>, ...) and the eos, not a fixed list.
+    # The tokenizer module's one stop rule: the template's own end of turn, the eos, the document separator.
     if tokenizer is None:
         return ()
-    from phi4_recipes.tokenizer import end_of_turn_ids
+    from phi4_recipes.tokenizer import stop_token_ids
 
-    return tuple(end_of_turn_ids(tokenizer))
+    return tuple(stop_token_ids(tokenizer))

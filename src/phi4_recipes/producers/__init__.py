@@ -7,8 +7,8 @@ append-only JSONL shard per task, keyed by a stable row id, resumable after kill
 """
 
 from .executors import EXECUTORS, build_executor
-from .pipeline import Producer, WorkUnit, producer_executor, run_producer
+from .pipeline import Producer, ProducerInput, WorkUnit, producer_executor, run_producer
 from .records import check_settings, read_records, shard_path, task_of
 
-__all__ = ["EXECUTORS", "Producer", "WorkUnit", "build_executor", "check_settings", "producer_executor", "read_records",
+__all__ = ["EXECUTORS", "Producer", "ProducerInput", "WorkUnit", "build_executor", "check_settings", "producer_executor", "read_records",
            "run_producer", "shard_path", "task_of"]

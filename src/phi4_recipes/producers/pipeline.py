@@ -21,7 +21,8 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 from tqdm.auto import tqdm
 
-from phi4_recipes.io import JsonlAppender, setup_logging
+from phi4_recipes.jsonl import JsonlAppender
+from phi4_recipes.logs import setup_logging
 
 from .executors import build_executor
 from .records import check_settings, id_checker, read_records, shard_path, task_of
@@ -39,11 +40,21 @@ class WorkUnit:
     payload: Any
 
 
+@dataclass(frozen=True)
+class ProducerInput:
+    """The whole input of a run, read once: the units of work in order, and the manifest's fingerprints of the
+    files they came from (``data.sources.fingerprint``; none for built-in rows)."""
+
+    units: list[WorkUnit]
+    fingerprints: list[dict]
+
+
 class Producer(ABC):
-    """What a producer supplies: its record type (``id_key``, ``check_record``) and its per-row work.
+    """What a producer supplies: its record type (``id_key``, ``check_record``), its input (``read_input``)
+    and its per-row work.
 
     The object travels to every task (pickled for Slurm and Ray), so it holds only its options until
-    :meth:`open` loads the model inside the task.
+    :meth:`open` loads the model inside the task; :meth:`input` reads the input once per process.
     """
 
     stage: str = "producer"  # names the job, the logs and the progress bar
@@ -51,7 +62,7 @@ class Producer(ABC):
 
     def __init__(self, args: Any):
         self.args = args
-        self._units: list[WorkUnit] | None = None
+        self._input: ProducerInput | None = None
 
     def __getstate__(self) -> dict:
         return {"args": self.args}  # a task re-reads its rows rather than unpickling the whole input
@@ -59,20 +70,31 @@ class Producer(ABC):
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["args"])
 
-    def units(self) -> list[WorkUnit]:
-        if self._units is None:
-            self._units = self.read_units()
-            ids = [row for unit in self._units for row in unit.row_ids]
+    def input(self) -> ProducerInput:
+        """The run's input, read on first use (in the main process and once in each task's process)."""
+        if self._input is None:
+            read = self.read_input()
+            ids = [row for unit in read.units for row in unit.row_ids]
             if len(set(ids)) != len(ids):
                 raise ValueError(f"{self.stage}: row ids repeat; each input row needs its own id")
-        return self._units
+            self._input = read
+        return self._input
+
+    def units(self) -> list[WorkUnit]:
+        return self.input().units
+
+    def in_input_order(self, records: list[dict]) -> list[dict]:
+        """``records`` as their rows stand in the input: shards hold them by task, so an export that must not
+        depend on the task count sorts them back (rows no longer in the input go last, in shard order)."""
+        order = {row: i for i, row in enumerate(row for unit in self.units() for row in unit.row_ids)}
+        return sorted(records, key=lambda record: order.get(record[self.id_key], len(order)))
 
     @abstractmethod
     def check_record(self, record: Any) -> None:
         """Raise ValueError when a shard line is not this producer's record (it then names the file and line)."""
 
     @abstractmethod
-    def read_units(self) -> list[WorkUnit]:
+    def read_input(self) -> ProducerInput:
         """The whole input, in order and validated (a bad row fails naming the dataset, row and column)."""
 
     @abstractmethod

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from phi4_recipes.io import read_complete_jsonl, stable_hash
+from phi4_recipes.hashing import stable_hash
+from phi4_recipes.jsonl import read_complete_jsonl
 from phi4_recipes.recipe_checks import RecipeError
 
 SHARD_NAME = re.compile(r"^shard-(\d{5})-of-(\d{5})\.jsonl$")

@@ -12,7 +12,7 @@ class SearchSettings:
     """The knobs of :func:`phi4_recipes.pts.find_pivotal_tokens`, each documented once in its ``help``: what a
     recipe sets once for every search of a run. The seed is not one of them (see :class:`PTSConfig`).
 
-    Not frozen: ``configs.PTSScriptArguments`` extends it (a frozen base would forbid that), so a recipe
+    Not frozen: ``pts.options.PTSScriptArguments`` extends it (a frozen base would forbid that), so a recipe
     declares these knobs only here. Treat an instance as a value all the same; ``dataclasses.replace``
     gives a changed copy.
     """

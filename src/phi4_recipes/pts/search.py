@@ -82,13 +82,22 @@ def find_pivotal_tokens(
     if not keeps_query(ledger.stats(0, SEARCH, config.reject_z), config):
         return _result(ledger, config, "filtered", query.p, [])
 
-    if logprobs is None:
-        candidates, weights = list(range(ledger.length)), [1.0] * ledger.length
-    else:
-        headroom = [1.0 - math.exp(min(0.0, lp)) for lp in logprobs]
-        candidates = [i for i, h in enumerate(headroom) if h >= config.p_gap]
-        weights = headroom
+    candidates, weights = _candidates(logprobs, ledger.length, config.p_gap)
     positions = subdivide(ledger, candidates, weights, config)
+    return _result(ledger, config, "searched", query.p, _pivots(ledger, positions, config))
+
+
+def _candidates(logprobs: list[float] | None, length: int, p_gap: float) -> tuple[list[int], list[float]]:
+    """Positions that may be pivotal, with their split weights: with log-probs, only tokens whose headroom
+    (1 - p(token)) reaches ``p_gap`` (a likelier token cannot move p by that much), weighted by headroom."""
+    if logprobs is None:
+        return list(range(length)), [1.0] * length
+    headroom = [1.0 - math.exp(min(0.0, lp)) for lp in logprobs]
+    return [i for i, h in enumerate(headroom) if h >= p_gap], headroom
+
+
+def _pivots(ledger: RolloutLedger, positions: Sequence[int], config: PTSConfig) -> list[Pivot]:
+    """The pivots at ``positions``, estimated on the confirmation stream (or the search's, unconfirmed)."""
     stream = CONFIRM if config.confirm else SEARCH
     z = config.confirm_z if config.confirm else config.confidence_z
     pivots = []
@@ -108,7 +117,7 @@ def find_pivotal_tokens(
                 trials_after=after.trials,
             )
         )
-    return _result(ledger, config, "searched", query.p, pivots)
+    return pivots
 
 
 def keeps_query(query: PrefixStats, config: PTSConfig) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from phi4_recipes.io import stable_hash
+from phi4_recipes.hashing import stable_hash
 
 
 def wilson_interval(successes: int, trials: int, z: float) -> tuple[float, float]:

@@ -7,5 +7,27 @@
 - ``phi4_report.yaml``: the Phi-4 report's published scores, the leaderboard's reference rows.
 
 The repository's ``chat_templates/`` and ``eval/`` point here with symlinks, for readers of the repo.
-``phi4_recipes.io.resource_path(name)`` gives any of them as a real path.
+``resource_path(name)`` gives any of them as a real path.
 """
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+
+def resource_path(name: str) -> Path:
+    """A file or folder of ``phi4_recipes/resources`` as a real path (lm-eval's task loader needs one).
+
+    The package is installed as plain files (a wheel, an editable or a source checkout); a zip-imported
+    package has no real paths, and that is reported rather than worked around.
+    """
+    path = files("phi4_recipes.resources") / name
+    if not isinstance(path, Path):
+        raise RuntimeError(f"phi4_recipes resource '{name}' is not on the file system ({path!r}); "
+                           "install phi4-recipes as files, not as a zip")
+    if not path.exists():
+        raise FileNotFoundError(f"phi4_recipes resource '{name}' not found at {path}; the installed package "
+                                "is missing its data files (reinstall phi4-recipes)")
+    return path
+

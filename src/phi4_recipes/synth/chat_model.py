@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from phi4_recipes.generation import Generator, SamplingParams
-from phi4_recipes.io import stable_hash
+from phi4_recipes.hashing import stable_hash
 
 
 class ChatModel:

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from phi4_recipes.data.near_dedup import MinHashParams, find_duplicates, signature_record
-from phi4_recipes.io import write_jsonl
+from phi4_recipes.jsonl import write_jsonl
 from phi4_recipes.producers import read_records
 
 

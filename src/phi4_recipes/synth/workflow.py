@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from phi4_recipes.io import get_logger
+from phi4_recipes.logs import get_logger
 
 from .chat_model import ChatModel
 from .model_output import BadRow
@@ -35,7 +35,7 @@ class SourceResult:
 
 class Workflow(ABC):
     """Args:
-        options: the workflow's options dataclass (configs/synth.py).
+        options: the workflow's options dataclass (synth/options.py).
         model: the writer/annotator/critic; None for validation without generation.
         prompt_version: folder of synth/prompts/.
         seed: the run seed (recorded in provenance; each call's seed derives from it).

@@ -9,7 +9,7 @@ when the caller opted out of isolation, in the host namespaces (mode "none"). It
    host path and holds no settings;
 2. joins the per-run cgroup(s) when the caller made them (memory and process limits for the whole run);
 3. builds the program's whole filesystem on a fresh tmpfs and makes it the root (``pivot_root``),
-   so nothing of the host is in view unless listed (see ``sandbox._view``): read-only binds of
+   so nothing of the host is in view unless listed (see ``_sandbox_view.view_with_packages``): read-only binds of
    the system directories, the interpreter's install and a few /etc files; empty read-only tmpfs
    over the package folders inside them, holding binds of only the allowed packages; five device
    nodes; private size- and inode-capped tmpfs on /tmp and /dev/shm; a fresh /proc that only shows
@@ -154,7 +154,7 @@ def _tmpfs(target: str, size: str, inodes: int, mode: str) -> None:
 def build_root(view: dict, scratch_mb: int, scratch_inodes: int) -> str:
     """Assemble the program's filesystem under a fresh tmpfs and return where it is; the host stays as it was.
 
-    ``view`` (from ``sandbox._view``): ``binds`` [[host path, path inside]] bound read-only,
+    ``view`` (from ``_sandbox_view.view_with_packages``): ``binds`` [[host path, path inside]] bound read-only,
     ``symlinks`` [[path, target]], ``hidden`` [paths inside] each covered by an empty tmpfs, and
     ``packages`` [[host path, path inside]] bound into those covers afterwards.
     """

@@ -281,13 +281,21 @@ def check_python(
     # run_python validates allowed_packages (a bare string is refused there, naming the argument).
     run_options = {"timeout": timeout, "memory_mb": memory_mb, "allow_unsandboxed": allow_unsandboxed,
                    "allowed_packages": allowed_packages}  # fmt: skip
+    run, arguments = _runner_for(tests, test_setup, candidates, run_options)
+    failure = _code_failure(code)
+    if failure is not None:
+        return CodeCheckResult(False, [TestOutcome(False, failure) for _ in tests], [])
+    return run(code, *arguments)
+
+
+def _runner_for(tests: list, test_setup: str, candidates: Sequence[str] | None, run_options: dict) -> tuple:
+    """The run for the tests' style, with its arguments, once every test is checked (errors name the test)."""
     if all(isinstance(test, str) for test in tests):
         _require_text("test_setup", test_setup)
         for index, test in enumerate(tests):
             _require_text(f"test {index}", test)
-        run = _check_asserts
-        arguments = (tests, test_setup, candidates, run_options)
-    elif all(isinstance(test, Mapping) for test in tests):
+        return _check_asserts, (tests, test_setup, candidates, run_options)
+    if all(isinstance(test, Mapping) for test in tests):
         for index, case in enumerate(tests):
             missing = {"stdin", "stdout"} - set(case)
             if missing or not all(isinstance(case[key], str) for key in ("stdin", "stdout")):
@@ -295,14 +303,8 @@ def check_python(
                     f"test case {index} needs str 'stdin' and 'stdout' fields, got keys {sorted(case)}"
                 )
             _require_text(f"test case {index} stdin", case["stdin"])
-        run = _check_io
-        arguments = (tests, run_options)
-    else:
-        raise ValueError("tests mix assert strings and stdin/stdout cases; pass one style per call")
-    failure = _code_failure(code)
-    if failure is not None:
-        return CodeCheckResult(False, [TestOutcome(False, failure) for _ in tests], [])
-    return run(code, *arguments)
+        return _check_io, (tests, run_options)
+    raise ValueError("tests mix assert strings and stdin/stdout cases; pass one style per call")
 
 
 def _require_text(name: str, text: str) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 
 from phi4_recipes.verify.answers import extract_code
 from phi4_recipes.verify.choice import DEFAULT_LETTERS, choice_label, choice_verdict
-from phi4_recipes.verify.code_check import check_python
 from phi4_recipes.verify.exact import exact_match, exact_verdict
 from phi4_recipes.verify.limits import completion_too_long
 from phi4_recipes.verify.math_oracle import MathVerifierPool, math_verdict
@@ -53,6 +52,9 @@ def _code_verdict(
     too_long = completion_too_long(completion)
     if too_long is not None:
         return Verdict(False, too_long)
+    # Imported here: the code sandbox (a dozen modules) loads only where a code oracle runs, not for math.
+    from phi4_recipes.verify.code_check import check_python
+
     result = check_python(
         extract_code(completion), tests, timeout=timeout, memory_mb=memory_mb, allow_unsandboxed=allow_unsandboxed,
         allowed_packages=allowed_packages,
@@ -84,46 +86,56 @@ def make_oracle(kind: str, reference: Any, **options: Any) -> Oracle:
     Raises:
         ValueError: unknown kind or option, or a malformed reference.
     """
-    allowed = {
-        "math": {"timeout", "pool"},
-        "exact": {"normalize"},
-        "choice": {"letters"},
-        "code": {"timeout", "memory_mb", "allow_unsandboxed", "allowed_packages"},
-    }
-    if kind not in allowed:
+    if kind not in _OPTIONS:
         raise ValueError(f"unknown oracle kind {kind!r}; expected one of {ORACLE_KINDS}")
-    unknown = set(options) - allowed[kind]
+    unknown = set(options) - _OPTIONS[kind]
     if unknown:
         raise ValueError(
-            f"oracle kind {kind!r} takes options {sorted(allowed[kind])}, got unknown {sorted(unknown)}"
+            f"oracle kind {kind!r} takes options {sorted(_OPTIONS[kind])}, got unknown {sorted(unknown)}"
         )
+    return Oracle(kind, _BUILDERS[kind](reference, options))
 
-    if kind == "math":
-        if not isinstance(reference, str) or not reference.strip():
-            raise ValueError("math oracle needs the reference answer as a non-empty str")
-        pool = options.get("pool")
-        if pool is not None and not isinstance(pool, MathVerifierPool):
-            raise TypeError("pool must be a MathVerifierPool")
-        return Oracle(kind, partial(_math_verdict, reference=reference, timeout=options.get("timeout"), pool=pool))
-    if kind == "exact":
-        exact_match("", reference)  # validates the reference now rather than at the first completion
-        return Oracle(kind, partial(_exact_verdict, reference=reference, normalize=options.get("normalize", True)))
-    if kind == "choice":
-        letters = options.get("letters", DEFAULT_LETTERS)
-        return Oracle(kind, partial(_choice_verdict, reference=choice_label(reference, letters), letters=letters))
+
+# Each kind's options, and the function that checks its reference once and returns its verdict function.
+_OPTIONS = {
+    "math": {"timeout", "pool"},
+    "exact": {"normalize"},
+    "choice": {"letters"},
+    "code": {"timeout", "memory_mb", "allow_unsandboxed", "allowed_packages"},
+}
+
+
+def _math_judge(reference: Any, options: dict[str, Any]) -> Callable[[str], Verdict]:
+    if not isinstance(reference, str) or not reference.strip():
+        raise ValueError("math oracle needs the reference answer as a non-empty str")
+    pool = options.get("pool")
+    if pool is not None and not isinstance(pool, MathVerifierPool):
+        raise TypeError("pool must be a MathVerifierPool")
+    return partial(_math_verdict, reference=reference, timeout=options.get("timeout"), pool=pool)
+
+
+def _exact_judge(reference: Any, options: dict[str, Any]) -> Callable[[str], Verdict]:
+    exact_match("", reference)  # validates the reference now rather than at the first completion
+    return partial(_exact_verdict, reference=reference, normalize=options.get("normalize", True))
+
+
+def _choice_judge(reference: Any, options: dict[str, Any]) -> Callable[[str], Verdict]:
+    letters = options.get("letters", DEFAULT_LETTERS)
+    return partial(_choice_verdict, reference=choice_label(reference, letters), letters=letters)
+
+
+def _code_judge(reference: Any, options: dict[str, Any]) -> Callable[[str], Verdict]:
     if not isinstance(reference, list | tuple) or not reference:
         raise ValueError("code oracle needs the reference as a non-empty list of tests")
     packages = options.get("allowed_packages") or ()
     if not isinstance(packages, list | tuple) or not all(isinstance(name, str) for name in packages):
         raise ValueError(f"code oracle option allowed_packages must be a list of import names, got {packages!r}")
-    return Oracle(kind, partial(
-        _code_verdict,
-        tests=list(reference),
-        timeout=options.get("timeout", 5.0),
-        memory_mb=options.get("memory_mb", 512),
-        allow_unsandboxed=options.get("allow_unsandboxed", False),
-        allowed_packages=tuple(packages),
-    ))
+    return partial(_code_verdict, tests=list(reference), timeout=options.get("timeout", 5.0),
+                   memory_mb=options.get("memory_mb", 512), allow_unsandboxed=options.get("allow_unsandboxed", False),
+                   allowed_packages=tuple(packages))
+
+
+_BUILDERS = {"math": _math_judge, "exact": _exact_judge, "choice": _choice_judge, "code": _code_judge}
 
 
 def _math_verdict(completion: str, *, reference: str, timeout: float | None, pool: MathVerifierPool | None) -> Verdict:

@@ -39,21 +39,14 @@ running the code unprotected, unless the caller passes ``allow_unsandboxed=True`
 
 from __future__ import annotations
 
-import functools
-import glob
-import importlib.metadata
-import importlib.util
 import inspect
 import json
 import math
 import os
-import selectors
 import shutil
 import signal
-import site
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
@@ -62,6 +55,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phi4_recipes.verify._sandbox_cgroup import create_run_cgroup
+from phi4_recipes.verify._sandbox_supervise import supervise, write_all
+from phi4_recipes.verify._sandbox_view import interpreter, system_view, view_with_packages
 
 _INIT_SCRIPT = Path(__file__).with_name("_sandbox_init.py")
 _NAMESPACE_WORKDIR = "/tmp/sandbox"
@@ -174,135 +169,6 @@ def _unshare_prefix(mode: str) -> list[str]:
     ]
 
 
-# Bound read-only at the same path when present (a symlink, as /bin on merged-/usr systems, is copied).
-_SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache", "/etc/ld.so.conf",
-                 "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives")  # fmt: skip
-_PACKAGE_FOLDERS = ("lib*/python*/site-packages", "lib*/python*/dist-packages", "local/lib*/python*/site-packages",
-                    "local/lib*/python*/dist-packages")  # fmt: skip
-
-
-def _inside(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
-
-
-@functools.cache
-def _interpreter() -> tuple[str, str]:
-    """The base interpreter the program runs on (a venv's would bring the venv's packages) and its install folder."""
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    for name in (f"python{version}", "python3", "python"):
-        candidate = os.path.join(sys.base_prefix, "bin", name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return os.path.realpath(candidate), os.path.realpath(sys.base_prefix)
-    # A venv made with --copies: its binary, without its pyvenv.cfg in view, falls back to the base install.
-    return os.path.realpath(sys.executable), os.path.realpath(sys.base_prefix)
-
-
-def _checkout() -> str:
-    """The folder this package was loaded from: the checkout for a source tree or editable install."""
-    package_parent = Path(__file__).resolve().parents[2]
-    return str(package_parent.parent if package_parent.name == "src" else package_parent)
-
-
-def _traversable(path: str) -> list[str]:
-    """``path``, or its entries when it is a folder others may not enter (an install under ``mktemp -d``, 0700).
-
-    As host root the program runs as another uid: the folders the sandbox makes above a bind are
-    open to it, but a bound folder keeps its own mode. Its entries are bound one by one instead.
-    """
-    if os.path.isdir(path) and not os.stat(path).st_mode & 0o001:
-        return [os.path.join(path, name) for name in sorted(os.listdir(path))]
-    return [path]
-
-
-@functools.cache
-def _system_view() -> dict:
-    """What every sandbox shows (see ``_sandbox_init.build_root``) and the folder allowed packages go into."""
-    python, prefix = _interpreter()
-    binds, symlinks = [], []
-    for path in _SYSTEM_PATHS:
-        if os.path.islink(path):
-            symlinks.append([path, os.readlink(path)])
-        elif os.path.exists(path):
-            binds.append([path, path])
-    for path in (prefix, python):
-        if not any(_inside(path, bound) for bound, _ in binds):
-            binds += [[entry, entry] for entry in _traversable(path)]
-    roots = [bound for bound, _ in binds if os.path.isdir(bound)]
-    candidates = {found for root in roots + [prefix] for pattern in _PACKAGE_FOLDERS
-                  for found in glob.glob(f"{root}/{pattern}")}  # fmt: skip
-    candidates.update(site.getsitepackages([sys.base_prefix]))
-    candidates.update(path for path in sys.path if os.path.basename(path) in ("site-packages", "dist-packages"))
-    # Should the caller's venv, checkout or home lie inside a bound folder (/usr/src/app), cover them too.
-    candidates.update((sys.prefix, sys.exec_prefix, _checkout(), os.path.expanduser("~")))
-    needed = [python] + [os.path.realpath(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib")]
-    hidden: list[str] = []
-    for path in sorted({os.path.realpath(candidate) for candidate in candidates if os.path.isdir(candidate)}):
-        in_view = any(_inside(path, root) and path != root for root in roots)
-        if in_view and not any(_inside(kept, path) for kept in needed) and not any(_inside(path, h) for h in hidden):
-            hidden.append(path)
-    site_dir = next((path for path in map(os.path.realpath, site.getsitepackages([sys.base_prefix]))
-                     if path in hidden), None)  # fmt: skip
-    return {"binds": binds, "symlinks": symlinks, "hidden": hidden, "site_dir": site_dir}
-
-
-@functools.cache
-def _distributions_by_package() -> dict[str, list[str]]:
-    return importlib.metadata.packages_distributions()
-
-
-@functools.cache
-def _package_files(name: str) -> tuple[str, ...]:
-    """Host paths an allowed package needs: its folder or module, and what its distribution put beside it.
-
-    Beside it means the top-level entries of its installed files (``numpy.libs`` with the shared
-    libraries numpy links, ``*.dist-info`` for ``importlib.metadata``), never ``__pycache__`` (other
-    packages' bytecode) or ``.pth`` files. A standard-library or built-in module needs nothing.
-
-    Raises:
-        ValueError: ``name`` is not a top-level import name, or is not installed for this interpreter.
-    """
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"allowed_packages: {name!r} is not a top-level import name (such as 'numpy')")
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None:
-        raise ValueError(f"allowed_packages: {name!r} is not installed for {sys.executable}")
-    locations = list(spec.submodule_search_locations or []) or ([spec.origin] if spec.has_location else [])
-    stdlib = [os.path.realpath(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib")]
-    files = [path for path in map(os.path.realpath, locations)
-             if not any(_inside(path, folder) for folder in stdlib) or _in_package_folder(path)]  # fmt: skip
-    if not files:
-        return ()  # the standard library is always in view
-    for distribution_name in _distributions_by_package().get(name, []):
-        distribution = importlib.metadata.distribution(distribution_name)
-        installed_in = Path(distribution.locate_file("")).resolve()
-        tops = {file.parts[0] for file in distribution.files or [] if file.parts}
-        files += [str(installed_in / top) for top in sorted(tops)
-                  if top not in ("..", "__pycache__") and not top.endswith(".pth") and (installed_in / top).exists()]  # fmt: skip
-    return tuple(dict.fromkeys(files))
-
-
-def _in_package_folder(path: str) -> bool:
-    return any(part in ("site-packages", "dist-packages") for part in Path(path).parts)
-
-
-def _view(allowed_packages: tuple[str, ...]) -> dict:
-    """The filesystem the program sees, with ``allowed_packages`` bound into the interpreter's site folder."""
-    view = _system_view()
-    packages: dict[str, str] = {}
-    for name in allowed_packages:
-        for path in _package_files(name):
-            if view["site_dir"] is None:
-                raise ValueError(f"allowed_packages: {_interpreter()[0]} has no site-packages folder to hold {name!r}")
-            target = os.path.join(view["site_dir"], os.path.basename(path))
-            if packages.get(target, path) != path:
-                raise ValueError(f"allowed_packages: {packages[target]} and {path} would both be {target}")
-            packages[target] = path
-    return {**view, "packages": [[path, target] for target, path in packages.items()]}
-
-
 _isolation_checked: dict[str, str | None] = {}
 _isolation_lock = threading.Lock()
 
@@ -315,7 +181,7 @@ def check_isolation() -> None:
             try:
                 probe = _Launch(mode, "print('sandbox-ok')", stdin="", timeout=30.0, wall_timeout=30.0,
                                 memory_mb=256, max_processes=8, file_size_mb=1, max_output_bytes=4096,
-                                on_output_limit="kill", view=_view(()), pass_fds=()).finish()  # fmt: skip
+                                on_output_limit="kill", view=view_with_packages(()), pass_fds=()).finish()  # fmt: skip
                 problem = None if probe.stdout.strip() == "sandbox-ok" else f"probe failed: {probe}"
             except SandboxUnavailableError as error:
                 problem = str(error)
@@ -325,8 +191,8 @@ def check_isolation() -> None:
         namespaces = "user, " if mode == "userns" else ""
         raise SandboxUnavailableError(
             f"cannot isolate untrusted code on this machine: tried {mode} mode (`unshare` with {namespaces}net, "
-            f"mount, pid, ipc and uts namespaces, a new root with {', '.join(b for b, _ in _system_view()['binds'])} "
-            f"bound read-only, running {_interpreter()[0]}): {problem}"
+            f"mount, pid, ipc and uts namespaces, a new root with {', '.join(b for b, _ in system_view()['binds'])} "
+            f"bound read-only, running {interpreter()[0]}): {problem}"
         )
 
 
@@ -456,7 +322,7 @@ def _prepare(code, stdin, timeout, wall_timeout, memory_mb, max_processes, file_
             raise ValueError(f"on_output_limit must be 'kill' or 'truncate', got {on_output_limit!r}")
         if isinstance(allowed_packages, str):
             raise ValueError(f"allowed_packages must be a list of import names, got the string {allowed_packages!r}")
-        view = _view(tuple(allowed_packages))
+        view = view_with_packages(tuple(allowed_packages))
     except BaseException:
         for fd in pass_fds:
             os.close(fd)
@@ -475,6 +341,36 @@ def _prepare(code, stdin, timeout, wall_timeout, memory_mb, max_processes, file_
             raise
         mode = "none"
     return _Launch(mode, program, stdin=stdin_bytes, **limits)
+
+
+def _init_config(mode: str, *, program_fd: int, init_dir_fd: int, status_fd: int, workdir: str, python: str,
+                 view: dict, cgroup, timeout: float, wall_timeout: float, memory_mb: int, max_processes: int,
+                 file_size_mb: int) -> dict:
+    """What the sandbox's init script reads (``_sandbox_init``): its descriptors, view, limits and cgroups."""
+    # What counts the run's CPU time where a cgroup applies (see _sandbox_init.RunCpuClock).
+    cpu_usage_file = cgroup.cpu_usage_file if cgroup else None
+    return {
+        "mode": mode,
+        "program_fd": program_fd,
+        "init_dir_fd": init_dir_fd,
+        "status_fd": status_fd,
+        "workdir": workdir,
+        "python": python,
+        "view": view,
+        "cgroups": [str(path) for path in cgroup.paths] if cgroup else [],
+        "cpu_usage_file": str(cpu_usage_file) if cpu_usage_file else None,
+        "env": {**_PROGRAM_ENV, "HOME": workdir, "TMPDIR": workdir},
+        "cpu_seconds": timeout,
+        "cpu_rlimit_seconds": math.ceil(timeout) + 1,
+        "wall_seconds": wall_timeout,
+        "memory_mb": memory_mb,
+        # The sandbox's pid 1 shares the program's uid in user-namespace mode and counts against it.
+        "max_processes": max_processes + (1 if mode == "userns" else 0),
+        "file_size_mb": file_size_mb,
+        "max_open_files": 256,
+        "scratch_mb": _SCRATCH_MB,
+        "scratch_inodes": _SCRATCH_INODES,
+    }
 
 
 class _Launch:
@@ -497,35 +393,15 @@ class _Launch:
         init_dir_fd = os.open(_INIT_SCRIPT.parent, os.O_PATH | os.O_DIRECTORY)
         self.status_read, status_write = os.pipe()
         try:
-            _write_all(program_fd, program.encode() if isinstance(program, str) else program)
+            write_all(program_fd, program.encode() if isinstance(program, str) else program)
             workdir = self.host_workdir or _NAMESPACE_WORKDIR
             # Unsandboxed, everything is in view anyway: the caller's own interpreter, with its packages.
-            python = sys.executable if mode == "none" else _interpreter()[0]
-            # What counts the run's CPU time where a cgroup applies (see _sandbox_init.RunCpuClock).
-            cpu_usage_file = self.cgroup.cpu_usage_file if self.cgroup else None
-            config = {
-                "mode": mode,
-                "program_fd": program_fd,
-                "init_dir_fd": init_dir_fd,
-                "status_fd": status_write,
-                "workdir": workdir,
-                "python": python,
-                "view": view,
-                "cgroups": [str(path) for path in self.cgroup.paths] if self.cgroup else [],
-                "cpu_usage_file": str(cpu_usage_file) if cpu_usage_file else None,
-                "env": {**_PROGRAM_ENV, "HOME": workdir, "TMPDIR": workdir},
-                "cpu_seconds": timeout,
-                "cpu_rlimit_seconds": math.ceil(timeout) + 1,
-                "wall_seconds": wall_timeout,
-                "memory_mb": memory_mb,
-                # The sandbox's pid 1 shares the program's uid in user-namespace mode and counts against it.
-                "max_processes": max_processes + (1 if mode == "userns" else 0),
-                "file_size_mb": file_size_mb,
-                "max_open_files": 256,
-                "scratch_mb": _SCRATCH_MB,
-                "scratch_inodes": _SCRATCH_INODES,
-            }
-            _write_all(config_fd, json.dumps(config).encode())
+            python = sys.executable if mode == "none" else interpreter()[0]
+            config = _init_config(mode, program_fd=program_fd, init_dir_fd=init_dir_fd, status_fd=status_write,
+                                  workdir=workdir, python=python, view=view, cgroup=self.cgroup, timeout=timeout,
+                                  wall_timeout=wall_timeout, memory_mb=memory_mb, max_processes=max_processes,
+                                  file_size_mb=file_size_mb)
+            write_all(config_fd, json.dumps(config).encode())
             prefix = [] if mode == "none" else _unshare_prefix(mode)
             # The base interpreter (in view anyway) rather than this venv's, whose path names the checkout.
             init = [python, "-I", "-S", f"/proc/self/fd/{init_dir_fd}/{_INIT_SCRIPT.name}", str(config_fd)]
@@ -550,7 +426,7 @@ class _Launch:
     def finish(self, stop_fd: int | None = None) -> ExecResult:
         """Supervise the run to its end (or until ``stop_fd`` becomes readable) and report it."""
         try:
-            stdout, stderr, timed_out, truncated = _supervise(
+            stdout, stderr, timed_out, truncated = supervise(
                 self.process, self.stdin, self.deadline, self.max_output_bytes, self.kill_on_output_limit, stop_fd
             )
             killed = timed_out or (truncated and self.kill_on_output_limit)
@@ -619,122 +495,3 @@ class SandboxedProcess:
         if isinstance(self._outcome, BaseException):
             raise self._outcome
         return self._outcome
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """Write ``data`` to the memfd ``fd`` and rewind it for the reader."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-    os.lseek(fd, 0, os.SEEK_SET)
-
-
-def _supervise(
-    process: subprocess.Popen, stdin: bytes, deadline: float, max_output_bytes: int, kill_on_output_limit: bool,
-    stop_fd: int | None = None,
-) -> tuple[bytes, bytes, bool, bool]:
-    """Feed stdin, collect stdout/stderr; kill the sandbox at the wall-clock deadline, output limit or stop.
-
-    Past ``max_output_bytes`` the program is killed, or (``kill_on_output_limit`` False) what it
-    writes is read and dropped, so it never blocks on a full pipe and still ends at the deadline.
-
-    Returns:
-        tuple[bytes, bytes, bool, bool]: stdout, stderr, timed_out, output_truncated.
-    """
-    outputs = {process.stdout.fileno(): bytearray(), process.stderr.fileno(): bytearray()}
-    selector = selectors.DefaultSelector()
-    for fd in outputs:
-        selector.register(fd, selectors.EVENT_READ)
-    if stop_fd is not None:
-        selector.register(stop_fd, selectors.EVENT_READ)
-    if stdin:
-        os.set_blocking(process.stdin.fileno(), False)
-        selector.register(process.stdin.fileno(), selectors.EVENT_WRITE)
-    else:
-        process.stdin.close()
-    stdin_offset, open_outputs, total = 0, len(outputs), 0
-    timed_out = truncated = stopped = False
-    try:
-        while open_outputs and not stopped:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            for key, _ in selector.select(remaining):
-                if key.fd == stop_fd:
-                    stopped = True
-                    break
-                if key.fd not in outputs:
-                    try:
-                        stdin_offset += os.write(key.fd, stdin[stdin_offset : stdin_offset + 65536])
-                    except BlockingIOError:
-                        continue
-                    except BrokenPipeError:
-                        stdin_offset = len(stdin)  # the program stopped reading; not an error
-                    if stdin_offset >= len(stdin):
-                        selector.unregister(key.fd)
-                        process.stdin.close()
-                    continue
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    selector.unregister(key.fd)
-                    open_outputs -= 1
-                    continue
-                room = max_output_bytes - total
-                outputs[key.fd] += chunk[: max(room, 0)]
-                total += len(chunk)
-                if total > max_output_bytes:
-                    truncated = True
-                    if kill_on_output_limit:
-                        open_outputs = 0
-                        break
-            if time.monotonic() >= deadline and open_outputs:
-                timed_out = True  # a steady flood keeps select() busy; the deadline still holds
-                break
-    finally:
-        selector.close()
-        killing = timed_out or (truncated and kill_on_output_limit) or stopped
-        if killing:
-            # Nobody reads the pipes from here on: close them, or a writer blocked on a full pipe (the
-            # program, or unshare reporting its child's death) holds up the kill.
-            for stream in (process.stdin, process.stdout, process.stderr):
-                stream.close()
-        _wait_or_kill(process, time.monotonic() if killing else deadline)
-        for stream in (process.stdin, process.stdout, process.stderr):
-            if not stream.closed:
-                stream.close()
-    stdout, stderr = (bytes(buffer) for buffer in outputs.values())
-    return stdout, stderr, timed_out, truncated
-
-
-def _wait_or_kill(process: subprocess.Popen, deadline: float) -> None:
-    """Give the process until ``deadline`` to exit, then kill the sandbox and reap it."""
-    try:
-        process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        return
-    except subprocess.TimeoutExpired:
-        pass
-    # Kill the sandbox's pid 1 first: the kernel then kills everything in its pid namespace, and
-    # unshare exits only once they are all reaped, so no sandboxed process outlives this call.
-    for child in _child_pids(process.pid):
-        try:
-            os.kill(child, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
-        process.wait(timeout=2.0)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
-def _child_pids(pid: int) -> list[int]:
-    """Direct children of ``pid`` (empty if the kernel does not expose them)."""
-    try:
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
-from phi4_recipes.curate.decontaminate import build_ngram_index, contamination_of, load_eval_texts
+from phi4_recipes.curate.decontaminate import load_eval_texts
+from phi4_recipes.data.ngrams import build_ngram_index, contamination_of
 
 
 class DecontaminationFilter(BaseFilter):

@@ -6,6 +6,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from phi4_recipes.curate import dedup as dedup_lib
+from phi4_recipes.data.near_dedup import find_duplicates
 
 
 class DedupClusterStep(PipelineStep):
@@ -24,7 +25,7 @@ class DedupClusterStep(PipelineStep):
             return
         with self.track_time():
             records = dedup_lib.read_signature_folder(self.signature_folder)
-            decisions = dedup_lib.find_duplicates(records)
+            decisions = find_duplicates(records)
             counts = dedup_lib.write_removal_lists(decisions, self.removal_folder)
         self.stat_update("documents", value=len(records))
         for reason, count in counts.items():

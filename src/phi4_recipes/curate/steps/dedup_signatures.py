@@ -8,7 +8,7 @@ from pathlib import Path
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from phi4_recipes.curate import dedup as dedup_lib
+from phi4_recipes.data.near_dedup import MinHashParams, signature_record
 
 
 class DedupSignatureWriter(PipelineStep):
@@ -17,7 +17,7 @@ class DedupSignatureWriter(PipelineStep):
     type = "🫂 - DEDUP"
     name = "✍ dedup signatures"
 
-    def __init__(self, folder: str, params: dedup_lib.MinHashParams = dedup_lib.MinHashParams()):
+    def __init__(self, folder: str, params: MinHashParams = MinHashParams()):
         super().__init__()
         self.folder = folder
         self.params = params
@@ -27,7 +27,7 @@ class DedupSignatureWriter(PipelineStep):
         with open(Path(self.folder) / f"{rank:05d}.jsonl", "w", encoding="utf-8") as handle:
             for position, doc in enumerate(data):
                 with self.track_time():
-                    record = dedup_lib.signature_record(doc.id, rank, position, doc.text, self.params)
+                    record = signature_record(doc.id, rank, position, doc.text, self.params)
                     handle.write(json.dumps(record) + "\n")
                 self.stat_update("signatures")
                 yield doc

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from phi4_recipes.data.preference import ID_COLUMNS, TEXT_COLUMNS
-from phi4_recipes.io import write_jsonl
+from phi4_recipes.jsonl import write_jsonl
 
 from .records import QuestionRecord, read_question_records
 
@@ -103,14 +103,13 @@ def summarize(records: list[QuestionRecord], num_pairs: int) -> dict[str, Any]:
     }
 
 
-def export_pairs(output_dir: str | Path, tokenizer) -> dict[str, Any]:
-    """Merge every shard in ``output_dir`` into ``output_dir/pairs.jsonl`` (exact ids and their text); return
-    the summary numbers.
+def export_pairs(output_dir: str | Path, records: list[QuestionRecord], tokenizer) -> dict[str, Any]:
+    """Merge the records of every shard in ``output_dir`` (``read_question_records``, read once by the caller)
+    into ``output_dir/pairs.jsonl`` (exact ids and their text); return the summary numbers.
 
     Written atomically: several shard processes may export into one folder, and a reader (or ``run_dpo``)
     never sees a half-written file.
     """
-    records = read_question_records(output_dir)
     rows = pair_rows(records, tokenizer)
     write_jsonl(Path(output_dir) / PAIRS_FILE, rows, atomic=True, fsync=True)
     return summarize(records, len(rows))
@@ -131,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         tokenizer = get_tokenizer(name, name)
     except OSError as err:
         raise SystemExit(f"cannot load tokenizer {name!r} recorded in the shards; pass --tokenizer ({err})") from err
-    summary = export_pairs(options.output_dir, tokenizer)
+    summary = export_pairs(options.output_dir, records, tokenizer)
     print(json.dumps(summary))
     return summary
 

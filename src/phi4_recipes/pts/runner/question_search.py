@@ -27,25 +27,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from phi4_recipes.tokenizer import end_of_turn_ids
-
 from ..config import PTSConfig, SearchSettings
 from ..estimator import DrawCache
 from ..protocols import IdsOracle, Sampler
 from ..search import find_pivotal_tokens
 from ..stats import derive_seed
 from .records import QuestionRecord, ResponseRecord
-
-# Phi-4's document separator ends a reply too, where the vocabulary has it.
-EXTRA_STOP_TOKENS = ("<|endoftext|>",)
-
-
-def stop_token_ids(tokenizer) -> list[int]:
-    """Ids that end an assistant turn: the chat template's end-of-turn token (``<|im_end|>``, ``<|eot_id|>``,
-    ...), the tokenizer's eos and ``<|endoftext|>`` where it exists."""
-    vocab = tokenizer.get_vocab()
-    return sorted(set(end_of_turn_ids(tokenizer)) | {vocab[t] for t in EXTRA_STOP_TOKENS if t in vocab})
-
 
 # How a run's manifest names the seeds it used: its `seed`, and per question the one derived below.
 QUESTION_SEEDS = "pts.stats.derive_seed(seed, 'pts-question', question_id): each shard record's `seed`"
@@ -104,6 +91,20 @@ def sample_responses(query: list[int], sampler: Sampler, oracle: IdsOracle, *, s
     return SampledResponses(responses, verdicts, finished, chosen)
 
 
+def _search_chosen(query: list[int], sampled: SampledResponses, sampler: Sampler, oracle: IdsOracle,
+                   config: PTSConfig) -> list[ResponseRecord]:
+    """Search the chosen responses in order; a question the filter drops is not searched again."""
+    searched = []
+    draws: DrawCache = {}  # the responses share the query and seed, so p(query) rollouts are drawn once
+    for index in sampled.chosen:
+        result = find_pivotal_tokens(query, sampled.responses[index], sampler, oracle, config, draws=draws,
+                                     question_verdicts=sampled.verdicts)
+        searched.append(ResponseRecord(index, sampled.finished[index], result))
+        if result.status == "filtered":
+            break
+    return searched
+
+
 def search_question(
     question_id: str,
     query: list[int],
@@ -143,14 +144,7 @@ def search_question(
                                search_all=search_all_responses, stop_ids=stop_ids)
     config = search.with_seed(seed)
 
-    searched = []
-    draws: DrawCache = {}  # the responses share the query and seed, so p(query) rollouts are drawn once
-    for index in sampled.chosen:
-        result = find_pivotal_tokens(query, sampled.responses[index], sampler, oracle, config, draws=draws,
-                                     question_verdicts=sampled.verdicts)
-        searched.append(ResponseRecord(index, sampled.finished[index], result))
-        if result.status == "filtered":
-            break
+    searched = _search_chosen(query, sampled, sampler, oracle, config)
     if not searched:
         status = "no_response"
     else:

@@ -1,7 +1,7 @@
 """A small, defensive OpenAI-compatible chat endpoint for rule-based stand-ins (judge, synthetic data).
 
-The tiny pipeline and the tests need an endpoint before any real model exists; `judge.rule_judge_server`
-and `synth.standin_server` answer by rule through this class. To serve a real checkpoint, use
+The tiny pipeline and the tests need an endpoint before any real model exists; `standins.judge_server`
+and `standins.synth_server` answer by rule through this class. To serve a real checkpoint, use
 `vllm serve PATH` or `transformers serve`.
 
 It holds up against a hostile or broken client on its own: the API key is checked before the body is read,
@@ -156,6 +156,21 @@ class ChatServer(BackgroundHTTPServer):
         return hmac.compare_digest((header or "").encode(), f"Bearer {self.api_key}".encode())
 
 
+def _declared_size(length: str | None, max_body_bytes: int) -> int:
+    """The body size a request's Content-Length announces, or the ServerError that refuses it unread."""
+    if length is None:
+        raise ServerError(411, "Content-Length is required")
+    try:
+        size = int(length)
+    except ValueError:
+        raise ServerError(400, f"Content-Length must be an integer, got {_shorten(repr(length))}") from None
+    if size < 0:
+        raise ServerError(400, f"Content-Length must be >= 0, got {size}")
+    if size > max_body_bytes:
+        raise ServerError(413, f"the body is {size} bytes; this server takes at most {max_body_bytes}")
+    return size
+
+
 def _make_handler(server: ChatServer):
     class Handler(HardenedRequestHandler):
         @classmethod
@@ -195,17 +210,7 @@ def _make_handler(server: ChatServer):
             return self.send_json(200, payload)  # any other error in answer() is HardenedRequestHandler's 500
 
         def _read_json(self):
-            length = self.headers.get("Content-Length")
-            if length is None:
-                raise ServerError(411, "Content-Length is required")
-            try:
-                size = int(length)
-            except ValueError:
-                raise ServerError(400, f"Content-Length must be an integer, got {_shorten(repr(length))}") from None
-            if size < 0:
-                raise ServerError(400, f"Content-Length must be >= 0, got {size}")
-            if size > server.max_body_bytes:
-                raise ServerError(413, f"the body is {size} bytes; this server takes at most {server.max_body_bytes}")
+            size = _declared_size(self.headers.get("Content-Length"), server.max_body_bytes)
             try:
                 data = self.rfile.read(size)
             except TimeoutError:

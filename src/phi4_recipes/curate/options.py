@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from phi4_recipes.curate.corruption import CorruptionThresholds
-from phi4_recipes.curate.dedup import MinHashParams
-from phi4_recipes.curate.long_docs import EXTRA_LONG_TOKENS, LONG_CONTEXT_TOKENS
-from phi4_recipes.recipe_checks import RecipeError, check_keys
+from phi4_recipes.data.near_dedup import MinHashParams
+from phi4_recipes.recipe_checks import RecipeError, RecipeSource, check_keys
+
+from .corruption import CorruptionThresholds
+from .long_docs import EXTRA_LONG_TOKENS, LONG_CONTEXT_TOKENS
 
 
 def _help(text: str) -> dict[str, str]:
@@ -18,7 +19,7 @@ def _help(text: str) -> dict[str, str]:
 
 
 @dataclass
-class CurateConfig:
+class CurateConfig(RecipeSource):
     """Options of `run_curate.py` (paths are relative to the working directory)."""
 
     input_dir: str = field(metadata=_help("Folder of HTML files, JSONL with HTML in `html_key`, or WARC files."))
@@ -73,16 +74,17 @@ class CurateConfig:
 
     def __post_init__(self) -> None:
         if self.executor == "slurm" and not self.slurm_partition:
-            raise RecipeError("executor: slurm needs slurm_partition")
+            raise RecipeError(f"{self.source}: executor: slurm needs key 'slurm_partition'")
         if self.tasks < 1 or self.workers < 1:
-            raise RecipeError(f"tasks and workers must be >= 1, got tasks={self.tasks} workers={self.workers}")
+            raise RecipeError(f"{self.source}: tasks and workers must be >= 1, got tasks={self.tasks} workers={self.workers}")
         # A missing input folder is found now, not after the quality classifier has trained.
         if "://" not in self.input_dir and not Path(self.input_dir).exists():
-            raise RecipeError(f"key 'input_dir': {self.input_dir} does not exist")
+            raise RecipeError(f"{self.source}: key 'input_dir': {self.input_dir} does not exist")
         self.corruption_thresholds()  # validate keys early
 
     def corruption_thresholds(self) -> CorruptionThresholds:
-        check_keys(self.corruption, {f.name for f in dataclasses.fields(CorruptionThresholds)}, "key 'corruption'",
+        check_keys(self.corruption, {f.name for f in dataclasses.fields(CorruptionThresholds)},
+                   f"{self.source}: key 'corruption'",
                    what="threshold")
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in self.corruption.items()}
         return CorruptionThresholds(**values)

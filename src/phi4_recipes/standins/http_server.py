@@ -1,5 +1,5 @@
 """The HTTP side of the stand-ins' endpoints: a pooled server whose reader thread collects requests, and a
-handler that no client can stall or crash (see `generation.chat_server` for what the endpoint answers).
+handler that no client can stall or crash (see `standins.chat_server` for what the endpoint answers).
 
 `PooledHTTPServer` reads every connection's request on one selector and hands only complete requests to at
 most ``max_workers`` threads, so clients that send slowly or not at all hold no thread and cannot keep a

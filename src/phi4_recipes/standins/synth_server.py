@@ -1,6 +1,6 @@
 """A STAND-IN for a real model: rule-based replies to the synth prompts, served OpenAI-style on 127.0.0.1.
 
-    python -m phi4_recipes.synth.standin_server --port 0 --port_file /tmp/port   # prints its base URL
+    python -m phi4_recipes.standins.synth_server --port 0 --port_file /tmp/port   # prints its base URL
 
 The tiny pipeline runs synth before any model exists, and an untrained tiny model writes nothing a
 workflow can parse, so this endpoint answers each prompt (recognised by its "Task:" line) with a
@@ -8,7 +8,7 @@ deterministic rule: arithmetic is solved (most questions get one wrong answer am
 only wrong ones, so the plurality vote has all three outcomes), pages are scored by counting numbers and
 reasoning markers, drafts gain a "Check:" line when the critic asks for one, code is described and
 rebuilt from its signature. It is NOT a language model and its data is only as good as these rules; use
-vLLM or any OpenAI-compatible server for real data. Routes: GET /v1/models, POST /v1/chat/completions (generation.chat_server: malformed requests get 400).
+vLLM or any OpenAI-compatible server for real data. Routes: GET /v1/models, POST /v1/chat/completions (standins.chat_server: malformed requests get 400).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from phi4_recipes.generation.chat_server import ChatServer, serve_from_command_line
-from phi4_recipes.io import stable_hash
+from phi4_recipes.hashing import stable_hash
+from phi4_recipes.standins.chat_server import ChatServer, serve_from_command_line
 
 # Every rule reads its text in time linear in the text, so a 1 MiB prompt costs milliseconds, not the minutes
 # (holding the GIL, stalling every client) that patterns rescanning the rest of the text from each candidate

@@ -1,22 +1,14 @@
-"""The project's one place for files and logs: JSON Lines in and out, streaming sha256, stable hashes for
-seeds and shards, logging set-up and packaged resources. Every stage uses these, so a killed run, a damaged
-line or a hash seed means the same thing everywhere. Checks of recipe files are in ``recipe_checks``.
-"""
+"""JSON Lines in and out, the way every stage reads and writes its records: a bad line names `path:line`,
+writes are atomic (or appended and flushed line by line), and a killed run's unfinished last line is told apart
+from a damaged one, so a resumed run means the same thing everywhere."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import os
-import sys
 from collections.abc import Iterable, Iterator
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
-
-LOGGER_NAME = "phi4_recipes"
-_BLOCK = 1 << 20
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
@@ -133,60 +125,3 @@ def read_complete_jsonl(path: str | Path, validate=None) -> tuple[list[Any], int
         rows.append(row)
         offset += len(line) + 1
     return rows, offset
-
-
-def sha256_files(paths: Iterable[str | Path], *, names_relative_to: str | Path | None = None) -> str:
-    """sha256 over files read in blocks (a 29 GB checkpoint never sits in memory).
-
-    With ``names_relative_to``, each file's relative name is hashed before its bytes, so a renamed file in a
-    dataset folder changes the digest.
-    """
-    digest = hashlib.sha256()
-    for path in paths:
-        path = Path(path)
-        if names_relative_to is not None:
-            digest.update(str(path.relative_to(names_relative_to)).encode())
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(_BLOCK), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def stable_hash(text: str, *, byteorder: str = "big") -> int:
-    """A 64-bit hash of ``text`` that is the same on every machine and Python hash seed (seeds, shards)."""
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), byteorder)
-
-
-def setup_logging(level: int | str = logging.INFO) -> logging.Logger:
-    """Log lines with time, level and module to stdout, under the one project logger; returns it."""
-    logger = logging.getLogger(LOGGER_NAME)
-    if not any(getattr(handler, "_phi4_recipes", False) for handler in logger.handlers):
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler._phi4_recipes = True
-        logger.addHandler(handler)
-    logger.setLevel(level)
-    return logger
-
-
-def get_logger(module_name: str) -> logging.Logger:
-    """A child of the project logger for one module (``phi4_recipes.pts.runner`` and the like)."""
-    if module_name == LOGGER_NAME or module_name.startswith(LOGGER_NAME + "."):
-        return logging.getLogger(module_name)
-    return logging.getLogger(f"{LOGGER_NAME}.{module_name.rsplit('.', 1)[-1]}")
-
-
-def resource_path(name: str) -> Path:
-    """A file or folder of ``phi4_recipes/resources`` as a real path (lm-eval's task loader needs one).
-
-    The package is installed as plain files (a wheel, an editable or a source checkout); a zip-imported
-    package has no real paths, and that is reported rather than worked around.
-    """
-    path = files("phi4_recipes.resources") / name
-    if not isinstance(path, Path):
-        raise RuntimeError(f"phi4_recipes resource '{name}' is not on the file system ({path!r}); "
-                           "install phi4-recipes as files, not as a zip")
-    if not path.exists():
-        raise FileNotFoundError(f"phi4_recipes resource '{name}' not found at {path}; the installed package "
-                                "is missing its data files (reinstall phi4-recipes)")
-    return path

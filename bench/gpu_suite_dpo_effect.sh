@@ -5,8 +5,10 @@
 # Stages: import the model offline, the word problems (search / validation / held-out, disjoint), PTS and the
 # arms' data, the arms on VALIDATION (a grid of two settings, the second only if time is left), `report`
 # (chooses each arm's setting), and the chosen settings on HELD-OUT, read once.
-#   bash bench/dpo_effect_smollm2_gpu.sh [OUT=outputs/dpo_effect_smollm2] [WORK=OUT_work]
-# On the device machine: `bash bench/dpo_effect_smollm2_gpu.sh $OUT`. Only seven small files go to OUT (console.log,
+# The `dpo_effect` section of bench/gpu_suite.sh, one device call of its own:
+#   bash bench/gpu_suite.sh --only=dpo_effect [OUT]      (runs this script with OUT/dpo_effect)
+#   bash bench/gpu_suite_dpo_effect.sh [OUT=outputs/dpo_effect_smollm2] [WORK=OUT_work]
+# On the device machine: `bash bench/gpu_suite.sh --only=dpo_effect $OUT`. Only seven small files go to OUT (console.log,
 # timing.txt, validation.json, final.json, report.md, report.md.chosen.json, logs.tar.gz); checkpoints and
 # shards stay in WORK, outside it (each arm writes a 0.5 GB checkpoint).
 # Every stage has a bound taken from one deadline (BUDGET seconds, default 570), so the script ends inside 10

@@ -3,8 +3,10 @@
     python src/phi4_recipes/run_pts.py recipes/tiny/pts.yaml --max_questions 4
     python src/phi4_recipes/run_pts.py --config recipes/pts.yaml --executor slurm --tasks 8
 
-The search knobs are :class:`~phi4_recipes.pts.SearchSettings`' own fields, inherited, and the model and
-executor options those of ``producers``, so a recipe reads flat and each option is declared (and documented) once.
+Two halves, each declared (and documented) once, so a recipe reads flat: the search knobs are the
+algorithm's own :class:`~phi4_recipes.pts.config.SearchSettings`, and the rows, model and executor options a
+sampling producer takes (:class:`~phi4_recipes.producers.options.ModelProducerArguments`); this file adds
+what only a PTS run has.
 """
 
 from __future__ import annotations
@@ -12,17 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from phi4_recipes.pts import SearchSettings
+from phi4_recipes.producers.options import ModelProducerArguments
 from phi4_recipes.recipe_checks import RecipeError
 from phi4_recipes.verify import ORACLE_KINDS
 
-from .producers import DatasetRowsArguments, ExecutorArguments, GeneratorArguments
+from .config import SearchSettings
 
 REQUIRED_KEYS = ("model_name_or_path", "dataset_name", "output_dir")
 
 
 @dataclass
-class PTSScriptArguments(SearchSettings, GeneratorArguments, DatasetRowsArguments, ExecutorArguments):
+class PTSScriptArguments(SearchSettings, ModelProducerArguments):
     """One PTS run: the search knobs of :class:`SearchSettings`, and the run's own options below.
 
     Each question is searched with the run's :meth:`search_settings` and a seed of its own, derived from the

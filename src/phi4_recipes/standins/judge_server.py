@@ -1,6 +1,6 @@
 """A rule-based pairwise judge behind an OpenAI-compatible /v1/chat/completions, on 127.0.0.1.
 
-    python -m phi4_recipes.judge.rule_judge_server --port 0 --url-file /tmp/judge_url   # prints its URL
+    python -m phi4_recipes.standins.judge_server --port 0 --url-file /tmp/judge_url   # prints its URL
 
 A stand-in for a real LLM judge (GPT-4o in the Phi-4 recipe), for the tiny pipeline, tests and benchmarks
 on machines with no judge model: it reads the two responses out of a judge/prompts rubric and answers
@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from phi4_recipes.generation.chat_server import ChatServer, ServerError, serve_from_command_line
+from phi4_recipes.standins.chat_server import ChatServer, ServerError, serve_from_command_line
 
 __all__ = ["RuleJudgeServer", "ServerError", "read_pair", "response_score", "rule_verdict"]
 
@@ -114,7 +114,7 @@ class RuleJudgeServer(ChatServer):
     """Serves `rule` (messages -> reply text) on HOST:PORT in a background thread; port 0 picks a free port.
 
     Many requests are answered at once (one thread each), as a hosted judge would; the HTTP side (key check,
-    body limits, 400 for malformed requests, time-outs) is `generation.chat_server.ChatServer`'s.
+    body limits, 400 for malformed requests, time-outs) is `standins.chat_server.ChatServer`'s.
     """
 
     def __init__(self, rule: Callable[[list[dict]], str] = rule_verdict, *, model_name: str = "rule-judge",

@@ -13,9 +13,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from phi4_recipes.data.near_dedup import MinHashParams
+from phi4_recipes.producers.options import ModelProducerArguments
 from phi4_recipes.recipe_checks import RecipeError, from_mapping
-
-from .producers import DatasetRowsArguments, ExecutorArguments, GeneratorArguments
 
 
 @dataclass
@@ -129,12 +128,12 @@ WORKFLOWS = tuple(WORKFLOW_OPTIONS)
 
 
 @dataclass
-class SynthScriptArguments(GeneratorArguments, DatasetRowsArguments, ExecutorArguments):
+class SynthScriptArguments(ModelProducerArguments):
     """One synthetic-data run: a workflow over one dataset."""
 
     workflow: str | None = field(default=None, metadata={"help": f"One of {', '.join(WORKFLOWS)}. Required."})
     workflow_options: dict[str, Any] | None = field(
-        default=None, metadata={"help": "The workflow's own knobs (see its options dataclass in configs/synth.py)."})
+        default=None, metadata={"help": "The workflow's own knobs (see its options dataclass in synth/options.py)."})
     seed: int = field(default=42, metadata={"help": "Root of every row's sampling seed (per row id and step)."})
 
     # Model (GeneratorArguments'): writer, annotator and critic are the same model here.

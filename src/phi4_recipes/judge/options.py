@@ -10,16 +10,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from phi4_recipes.judge.pairing import PAIRING_STRATEGIES
-from phi4_recipes.judge.responders import ResponderSpec, parse_responders
+from phi4_recipes.producers.options import ProducerArguments
 from phi4_recipes.recipe_checks import RecipeError
 from phi4_recipes.verify import ORACLE_KINDS
 
-from .producers import DatasetRowsArguments, ExecutorArguments
+from .pairing import PAIRING_STRATEGIES
+from .responders import ResponderSpec, parse_responders
 
 
 @dataclass
-class JudgeScriptArguments(DatasetRowsArguments, ExecutorArguments):
+class JudgeScriptArguments(ProducerArguments):
     """One judge-guided preference run (Phi-4 DPO round 2)."""
 
     # Prompts.

@@ -8,9 +8,11 @@ recipe sets environment variables); on top of it, every recipe key is checked ag
 before any model or dataset is touched: an unknown key, or a value of the wrong type, fails naming the
 key, the file and the closest known key. Abbreviated options (``--learning_rat``) are refused.
 
-This module holds the parser and the training scripts' options (run_pretrain, run_sft, run_dpo). The other
-script families (pts, eval, curate, judge, synth, pipeline) have a submodule each and load on first use,
-so a training script does not import curation or evaluation code just to read its recipe.
+This module holds the parser and the training scripts' options (run_pretrain, run_sft, run_dpo). Every other
+script's options sit beside its code: ``pts/options.py``, ``judge/options.py``, ``synth/options.py``,
+``curate/options.py``, ``evaluation/options.py``, the shared producer options in ``producers/options.py``, and
+the pipeline's in ``run_pipeline.py``. A training script therefore imports no curation or evaluation code
+just to read its recipe.
 
 The SFT and DPO recipes hold only keys TRL knows, so `trl sft|dpo --config recipe.yaml` runs them too: data
 as TRL's `dataset_name` or `datasets:` mixture (DatasetMixtureConfig), Liger as transformers'
@@ -20,21 +22,25 @@ tokenizer, config overrides) are for pretraining and midtraining, which only our
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
+import types
 from dataclasses import dataclass, field
-from importlib import import_module
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from trl import DatasetMixtureConfig, DPOConfig, ModelConfig, SFTConfig, TrlParser
 from trl import ScriptArguments as TrlScriptArguments
 
 from phi4_recipes.recipe_checks import (
+    PARSER_FIELDS,
     RecipeError,
+    RecipeSource,
     check_keys,
     closest_hint,
+    describe_source,
     field_types,
     require_output_dir,
     type_name,
@@ -48,7 +54,7 @@ STAGES: tuple[str, ...] = get_args(Stage)
 
 
 @dataclass
-class ScriptArguments(TrlScriptArguments, DatasetMixtureConfig):
+class ScriptArguments(TrlScriptArguments, DatasetMixtureConfig, RecipeSource):
     """Options shared by run_pretrain / run_sft / run_dpo, beside TRL's dataset_* and `datasets:` fields."""
 
     stage: Stage | None = field(
@@ -78,10 +84,6 @@ class ScriptArguments(TrlScriptArguments, DatasetMixtureConfig):
         metadata={"help": "Config fields to change when loading, e.g. {rope_theta: 250000, "
                   "max_position_embeddings: 16384} for midtraining."},
     )
-    use_liger: bool | None = field(
-        default=None,
-        metadata={"help": "Deprecated: use `use_liger_kernel` (transformers' key, which our scripts hand to "
-                  "Phi4ForCausalLM's own Liger kernels)."})
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Replace a finished run in output_dir (otherwise refused unless resuming)."})
     dataset_max_rows: int | None = field(
@@ -90,14 +92,6 @@ class ScriptArguments(TrlScriptArguments, DatasetMixtureConfig):
 
     def __post_init__(self):
         DatasetMixtureConfig.__post_init__(self)  # `datasets:` entries -> DatasetConfig
-        if self.stage is None and self.mixture_phase in STAGES:
-            self.stage = self.mixture_phase
-
-    def resolve_stage(self, default: str) -> str:
-        """The recipe's stage, or the script's own when the recipe leaves it out (as TRL-runnable recipes do)."""
-        if self.stage is None:
-            self.stage = default
-        return self.stage
 
 
 # -- The recipe parser -----------------------------------------------------------------------------------
@@ -143,11 +137,19 @@ def load_recipe_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def check_recipe(path: str | Path, dataclass_types: tuple[type, ...]) -> None:
-    """Fail on a YAML key no dataclass declares, or a value of the wrong type, naming key and file."""
+def option_types(dataclass_types: tuple[type, ...]) -> dict[str, Any]:
+    """Every option a recipe or the command line may set, with its type (not the parser's own fields)."""
     types_by_key: dict[str, Any] = {}
     for dataclass_type in reversed(dataclass_types):  # the first dataclass declaring a key wins, as in TrlParser
         types_by_key.update(field_types(dataclass_type))
+    for name in PARSER_FIELDS:
+        types_by_key.pop(name, None)
+    return types_by_key
+
+
+def check_recipe(path: str | Path, dataclass_types: tuple[type, ...]) -> None:
+    """Fail on a YAML key no dataclass declares, or a value of the wrong type, naming key and file."""
+    types_by_key = option_types(dataclass_types)
     recipe = load_recipe_yaml(path)
     check_keys(recipe, set(types_by_key) | _PARSER_KEYS, str(path))
     for key, value in recipe.items():
@@ -155,9 +157,29 @@ def check_recipe(path: str | Path, dataclass_types: tuple[type, ...]) -> None:
             raise RecipeError(f"{path}: key '{key}' expects {type_name(types_by_key[key])}, got {value!r}")
 
 
+def mapping_only(annotation: Any) -> bool:
+    """Whether an option holds a mapping and nothing else (``dict[str, Any] | None``); not one that also takes
+    a string, such as a path (``deepspeed: dict | str``)."""
+    options = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+    options = [option for option in options if option is not type(None)]
+    return bool(options) and all(option is dict or get_origin(option) is dict for option in options)
+
+
+def mapping_option(text: str) -> dict[str, Any] | None:
+    """A mapping given on the command line, in YAML or JSON flow style: ``--backend_kwargs '{max_batch_rows: 8}'``
+    (argparse would call ``dict(text)`` and refuse every value)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise argparse.ArgumentTypeError(f"not a YAML mapping: {err}") from None
+    if value is not None and not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expects a mapping such as '{{key: value}}' (or null), got {text!r}")
+    return value
+
+
 def check_cli_options(argv: list[str], dataclass_types: tuple[type, ...]) -> None:
     """An unknown ``--option`` fails naming it and the closest option (argparse would only list them all)."""
-    known = {name for dataclass_type in dataclass_types for name in field_types(dataclass_type)} | {"config", "help"}
+    known = set(option_types(dataclass_types)) | {"config", "help"}
     for arg in argv:
         if arg.startswith("--"):
             key = arg[2:].split("=", 1)[0].replace("-", "_")
@@ -181,7 +203,8 @@ def _check_finite_non_negative(instance, where: str) -> None:
 def parse_recipe(*dataclass_types: type, argv: list[str] | None = None) -> tuple:
     """Parse ``[recipe.yaml | --config recipe.yaml] [--key value ...]`` into one instance per dataclass.
 
-    Command-line values override the recipe. Each instance gets ``recipe_path`` (the YAML file or None).
+    Command-line values override the recipe. Our options (``RecipeSource``) get ``recipe_path`` (the YAML file or
+    None) before their ``__post_init__`` checks run, so those name the file themselves.
 
     Raises:
         RecipeError: an unknown key, a wrong type, a negative or non-finite learning rate, or a dataclass check
@@ -194,24 +217,28 @@ def parse_recipe(*dataclass_types: type, argv: list[str] | None = None) -> tuple
         check_recipe(config_path, dataclass_types)
     check_cli_options(argv, dataclass_types)
     overridden = len(argv) > (2 if config_path else 0)
-    where = (f"{config_path} (with command-line overrides)" if overridden else config_path) if config_path \
-        else "command line"
+    where = describe_source(config_path, overridden)
     parser = TrlParser(dataclass_types)
     parser.allow_abbrev = False
     # argparse's own usage line lists every option and neither form of the recipe, which it does not parse itself.
     parser.usage = USAGE
+    mappings = {name for name, annotation in option_types(dataclass_types).items() if mapping_only(annotation)}
+    for action in parser._actions:
+        if action.dest in mappings:
+            action.type = mapping_option
+    if any(issubclass(t, RecipeSource) for t in dataclass_types):
+        parser.set_defaults(recipe_path=config_path, recipe_overridden=overridden)
+        for action in parser._actions:  # the parser's own fields are no options: keep them out of --help
+            if action.dest in PARSER_FIELDS:
+                action.help = argparse.SUPPRESS
     try:
         parsed = parser.parse_args_and_config(args=argv)
-    except RecipeError as err:
-        # A dataclass's __post_init__ ran before the path was known; say which file held the bad value.
-        message = str(err)
-        message = message.replace("command line", where, 1) if "command line" in message else f"{where}: {message}"
-        raise RecipeError(message) from err
-    except (TypeError, ValueError) as err:
+    except RecipeError:
+        raise  # our own checks name the recipe already (RecipeSource.source)
+    except (TypeError, ValueError) as err:  # a check of TRL's or transformers' own
         raise RecipeError(f"{where}: {err}") from err
     cli_keys = {arg[2:].split("=", 1)[0].replace("-", "_") for arg in argv if arg.startswith("--")}
     for instance in parsed:
-        instance.recipe_path = config_path
         # A dataset named on the command line replaces the recipe's TRL `datasets:` mixture (overrides win).
         if "dataset_name" in cli_keys and "datasets" not in cli_keys and getattr(instance, "datasets", None):
             instance.datasets = []
@@ -219,25 +246,6 @@ def parse_recipe(*dataclass_types: type, argv: list[str] | None = None) -> tuple
         # Before any work: a stage that cannot write its output would otherwise find out at its first save.
         require_output_dir(getattr(instance, "output_dir", None), "output_dir", where)
     return tuple(parsed)
-
-
-# name -> submodule, imported when the name is first asked for
-_LAZY = {
-    "CurateConfig": "curate",
-    "EVAL_BACKENDS": "eval",
-    "EvalArguments": "eval",
-    "EvalBackend": "eval",
-    "JudgeScriptArguments": "judge",
-    "PipelineArguments": "pipeline",
-    "PTSScriptArguments": "pts",
-    "SynthScriptArguments": "synth",
-}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
@@ -253,5 +261,4 @@ __all__ = [
     "check_cli_options",
     "normalise_argv",
     "parse_recipe",
-    *_LAZY,
 ]

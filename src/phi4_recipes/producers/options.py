@@ -1,5 +1,8 @@
-"""Options every producer script shares (run_pts, run_judge, run_synth): where its rows come from, which
-sampling backend answers, and the datatrove executor that runs it (the keys of recipes/curate). Declared once."""
+"""Options every producer script shares (run_pts, run_judge, run_synth), beside the producer contract they
+configure: where its rows come from (`DatasetRowsArguments`), which sampling backend answers
+(`GeneratorArguments`) and the datatrove executor that runs it (`ExecutorArguments`, the keys of
+recipes/curate). Each is declared once; `ProducerArguments` and `ModelProducerArguments` are the two sets a
+producer script takes whole (judge's responders bring their own models; PTS and synth sample one model)."""
 
 from __future__ import annotations
 
@@ -7,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from phi4_recipes.generation import BACKENDS
-from phi4_recipes.producers import EXECUTORS
-from phi4_recipes.recipe_checks import RecipeError
+from phi4_recipes.recipe_checks import RecipeError, RecipeSource
+
+from .executors import EXECUTORS
 
 
 @dataclass
@@ -51,7 +55,7 @@ class GeneratorArguments:
 
 
 @dataclass
-class ExecutorArguments:
+class ExecutorArguments(RecipeSource):
     """Where the records go, and the datatrove executor that runs the producer: the keys of recipes/curate."""
 
     output_dir: str | None = field(
@@ -81,11 +85,10 @@ class ExecutorArguments:
     ray_gpus_per_task: int = field(
         default=0, metadata={"help": "GPUs Ray reserves for each task (and makes visible to it); vllm: at least "
                                      "tensor_parallel_size."})
-    recipe_path: str | None = field(default=None, metadata={"help": "Filled in by the parser."})
 
     def check_producer_keys(self, required: tuple[str, ...]) -> str:
         """Required keys, the executor keys and (where there is one) the backend; returns where the keys came from."""
-        source = self.recipe_path or "command line"
+        source = self.source
         for key in required:
             if not getattr(self, key):
                 raise RecipeError(f"{source}: key '{key}' is required")
@@ -120,3 +123,13 @@ class ExecutorArguments:
             raise RecipeError(f"{source}: backend vllm with executor local needs key 'workers' 1 (got {self.workers}):"
                               " local workers all see this machine's GPUs, so each would load an engine onto the same"
                               " ones; shard one engine over them with tensor_parallel_size, or use slurm or ray")
+
+
+@dataclass
+class ProducerArguments(DatasetRowsArguments, ExecutorArguments):
+    """A producer's input rows and its executor (run_judge: each responder names its own model)."""
+
+
+@dataclass
+class ModelProducerArguments(GeneratorArguments, ProducerArguments):
+    """A producer that samples one model: its rows, its executor and the model (run_pts, run_synth)."""

@@ -12,14 +12,14 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-from phi4_recipes.recipe_checks import RecipeError
+from phi4_recipes.recipe_checks import RecipeError, RecipeSource
 
 EvalBackend = Literal["hf", "vllm"]
 EVAL_BACKENDS: tuple[str, ...] = get_args(EvalBackend)
 
 
 @dataclass
-class EvalArguments:
+class EvalArguments(RecipeSource):
     """One evaluation run (``recipes/eval/phi4.yaml``, ``recipes/tiny/eval.yaml``)."""
 
     model_name_or_path: str | None = field(
@@ -71,20 +71,18 @@ class EvalArguments:
     judge_api_key_env: str = field(
         default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the judge's API key."}
     )
-    recipe_path: str | None = field(default=None, init=False, metadata={"help": "Set by parse_recipe."})
 
     def __post_init__(self):
-        # "command line" is replaced by the recipe file's name in parse_recipe's error.
         if not self.model_name_or_path:
-            raise RecipeError("command line: no model given; pass --model_name_or_path <folder or Hub id>")
+            raise RecipeError(f"{self.source}: no model given; pass --model_name_or_path <folder or Hub id>")
         if not self.benchmarks:
-            raise RecipeError("command line: key 'benchmarks' lists no benchmark")
+            raise RecipeError(f"{self.source}: key 'benchmarks' lists no benchmark")
         if self.limit is not None and self.limit < 1:
-            raise RecipeError(f"command line: limit must be >= 1, got {self.limit}")
+            raise RecipeError(f"{self.source}: limit must be >= 1, got {self.limit}")
         if self.max_gen_toks is not None and self.max_gen_toks < 1:
-            raise RecipeError(f"command line: max_gen_toks must be >= 1, got {self.max_gen_toks}")
+            raise RecipeError(f"{self.source}: max_gen_toks must be >= 1, got {self.max_gen_toks}")
         if isinstance(self.model_args, str) or self.model_args is None:  # given on the command line
             parsed = yaml.safe_load(self.model_args or "") or {}
             if not isinstance(parsed, dict):
-                raise RecipeError(f"command line: model_args must be a mapping, got {self.model_args!r}")
+                raise RecipeError(f"{self.source}: model_args must be a mapping, got {self.model_args!r}")
             self.model_args = parsed
