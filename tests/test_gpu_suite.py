@@ -37,7 +37,9 @@ class Parsed(Exception):
 
 
 def dry_run(*options: str) -> list[list[str]]:
-    proc = subprocess.run(["bash", str(SUITE), "--dry-run", *options], cwd=REPO, env=script_env(),
+    # PYTHON names the interpreter the suite prints (make exports the caller's, e.g. CI's venv path): the plain
+    # name here, so every command line reads as `python ...` whoever runs the tests.
+    proc = subprocess.run(["bash", str(SUITE), "--dry-run", *options], cwd=REPO, env={**script_env(), "PYTHON": "python"},
                           capture_output=True, text=True, timeout=60, check=True)
     return [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
 
