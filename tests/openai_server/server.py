@@ -126,6 +126,7 @@ def _make_handler(server: OpenAICompatibleServer):
             if self.path not in ("/v1/completions", "/v1/chat/completions"):
                 return self._send(404, error_body(f"no route POST {self.path}", "not_found"))
             fault = server.faults.begin_request()
+            self._counted = True
             try:
                 if fault is not None and fault.kind == "drop":
                     # What a crashed worker or a proxy reset looks like to the client: no status line at all.
@@ -136,16 +137,27 @@ def _make_handler(server: OpenAICompatibleServer):
                     time.sleep(fault.seconds)
                 elif fault is not None:
                     status = int(fault.kind)
-                    return self._send(status, error_body(_STATUS_TEXT[status], "server_error"), retry_after=0)
+                    return self._finish(status, error_body(_STATUS_TEXT[status], "server_error"), retry_after=0)
                 try:
-                    return self._send(200, server.answer(self.path, body))
+                    return self._finish(200, server.answer(self.path, body))
                 except BadRequest as err:
-                    return self._send(400, error_body(str(err), "invalid_request_error"))
+                    return self._finish(400, error_body(str(err), "invalid_request_error"))
                 except Exception as err:  # a bug in one request must not take the server down
                     logger.exception("request to %s failed", self.path)
-                    return self._send(500, error_body(f"{type(err).__name__}: {err}", "server_error"))
+                    return self._finish(500, error_body(f"{type(err).__name__}: {err}", "server_error"))
             finally:
+                self._end_request()
+
+        def _end_request(self) -> None:
+            if getattr(self, "_counted", False):
+                self._counted = False
                 server.faults.end_request()
+
+        def _finish(self, status: int, payload: dict, retry_after: int | None = None) -> None:
+            # The request leaves the in-flight count before its response is written: a client whose slot the
+            # response frees may send its next request at once, and must not be counted beside this one.
+            self._end_request()
+            return self._send(status, payload, retry_after)
 
         def _send(self, status: int, payload: dict, retry_after: int | None = None) -> None:
             data = json.dumps(payload).encode()
