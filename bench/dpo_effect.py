@@ -446,8 +446,13 @@ def report(args) -> None:
                 if best:
                     chosen[arm] = runs[0]["arms"][best]["setting"]
                     lines.append(f"\nChosen for {arm} on validation: {best}")
-    out = Path(args.out)
-    out.write_text("\n".join(lines) + "\n")
+    write_report(args.out, lines, chosen)
+
+
+def write_report(out: str, lines: list[str], chosen: dict) -> None:
+    """The report's Markdown at ``out``, the setting chosen on validation beside it (``<out>.chosen.json``, which
+    the held-out run reads), and the report on stdout."""
+    Path(out).write_text("\n".join(lines) + "\n")
     if chosen:
         Path(f"{out}.chosen.json").write_text(json.dumps(chosen, indent=1))
     print("\n".join(lines))

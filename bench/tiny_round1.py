@@ -23,7 +23,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from dpo_effect import HELD_OUT, VALIDATION, Setting, merged_model, run_stage, score, write_recipe  # noqa: E402
+from dpo_effect import (  # noqa: E402
+    HELD_OUT,
+    VALIDATION,
+    Setting,
+    merged_model,
+    run_stage,
+    score,
+    write_recipe,
+    write_report,
+)
 
 from phi4_recipes.evaluation.paired import paired_difference  # noqa: E402
 
@@ -96,10 +105,7 @@ def report(args) -> None:
             best = max(found, key=lambda key: (found[key]["mean"], -runs[0]["settings"][key]["setting"]["lr"]))
             chosen = runs[0]["settings"][best]["setting"]
             lines.append(f"\nChosen on validation: {best}")
-    Path(args.out).write_text("\n".join(lines) + "\n")
-    if chosen:
-        Path(f"{args.out}.chosen.json").write_text(json.dumps(chosen, indent=1))
-    print("\n".join(lines))
+    write_report(args.out, lines, chosen)
 
 
 def main() -> None:
