@@ -24,7 +24,7 @@ from typing import Any
 
 from phi4_recipes.configs import parse_recipe
 from phi4_recipes.cpu_threads import configure_threads
-from phi4_recipes.data.sources import fingerprint, load_source
+from phi4_recipes.data.sources import load_source
 from phi4_recipes.judge.batch import judge_batch
 from phi4_recipes.judge.client import JudgeClient
 from phi4_recipes.judge.export import export_dataset
@@ -54,10 +54,10 @@ class JudgeProducer(Producer):
             raise ValueError(f"not a judge record (needs {list(RECORD_KEYS)})")
 
     def read_input(self) -> ProducerInput:
-        args, prompts, fingerprints = self.args, [], []
+        args, prompts, sources = self.args, [], []
         if args.dataset_name:
             dataset = load_source(args.dataset_name, args.dataset_split, args.dataset_config)
-            fingerprints.append(fingerprint(args.dataset_name, dataset))
+            sources.append((args.dataset_name, dataset))
             prompts = read_prompt_rows(dataset, args.dataset_name, id_field=args.id_field,
                                        question_field=args.question_field, messages_field=args.messages_field,
                                        answer_field=args.answer_field, oracle=args.oracle,
@@ -69,7 +69,7 @@ class JudgeProducer(Producer):
         size = args.prompts_per_batch
         units = [WorkUnit(batch[0].id, tuple(p.id for p in batch), batch)
                  for batch in (prompts[i : i + size] for i in range(0, len(prompts), size))]
-        return ProducerInput(units, fingerprints)
+        return ProducerInput(units, sources)
 
     def rubrics(self) -> dict[str, Any]:
         """The general and RAI rubrics, read once per process (the export names their versions)."""
@@ -121,7 +121,7 @@ def main(args: JudgeScriptArguments) -> dict:
                 {name: entry["win_rate"] for name, entry in stats["win_rate"].items()})
     write_manifest(output_dir, stage="judge", recipe_path=args.recipe_path, configs={"script_args": args},
                    seed=args.seed,
-                   inputs=producer.input().fingerprints,
+                   inputs=producer.input().fingerprints(),
                    extra={"summary": summary})
     return summary
 

@@ -20,7 +20,7 @@ from transformers import set_seed
 
 from phi4_recipes.configs import parse_recipe
 from phi4_recipes.cpu_threads import configure_threads
-from phi4_recipes.data.sources import fingerprint, load_source
+from phi4_recipes.data.sources import load_source
 from phi4_recipes.generation import Generator, PTSSampler, SamplingParams, build_generator
 from phi4_recipes.logs import setup_logging
 from phi4_recipes.manifest import write_manifest
@@ -65,8 +65,7 @@ class PTSProducer(Producer):
 
     def read_input(self) -> ProducerInput:
         dataset, questions = read_recipe_questions(self.args)
-        return ProducerInput([WorkUnit(q.id, (q.id,), q) for q in questions],
-                             [fingerprint(self.args.dataset_name, dataset)])
+        return ProducerInput([WorkUnit(q.id, (q.id,), q) for q in questions], [(self.args.dataset_name, dataset)])
 
     def open(self) -> None:
         self.tokenizer, self.generator, self.sampler, self.stop_ids = open_sampler(self.args)
@@ -111,7 +110,7 @@ def main(args: PTSScriptArguments) -> dict:
     logger.info("PTS summary: %s", summary)
     write_manifest(output_dir, stage="pts", recipe_path=args.recipe_path,
                    configs={"script_args": args}, seed=args.seed,
-                   inputs=producer.input().fingerprints,
+                   inputs=producer.input().fingerprints(),
                    extra={"question_seeds": QUESTION_SEEDS, "summary": summary})
     return summary
 

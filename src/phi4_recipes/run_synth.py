@@ -21,7 +21,7 @@ from transformers import set_seed
 from phi4_recipes.configs import parse_recipe
 from phi4_recipes.cpu_threads import configure_threads
 from phi4_recipes.data.near_dedup import MinHashParams
-from phi4_recipes.data.sources import fingerprint, load_source
+from phi4_recipes.data.sources import load_source
 from phi4_recipes.generation import SamplingParams, build_generator
 from phi4_recipes.logs import setup_logging
 from phi4_recipes.manifest import write_manifest
@@ -66,8 +66,7 @@ class SynthProducer(Producer):
     def read_input(self) -> ProducerInput:
         dataset = load_source(self.args.dataset_name, self.args.dataset_split, self.args.dataset_config)
         rows = input_rows(dataset, self.args.id_field, self.args.max_rows)
-        return ProducerInput([WorkUnit(row.id, (row.id,), row) for row in rows],
-                             [fingerprint(self.args.dataset_name, dataset)])
+        return ProducerInput([WorkUnit(row.id, (row.id,), row) for row in rows], [(self.args.dataset_name, dataset)])
 
     def open(self) -> None:
         self.model = build_model(self.args)
@@ -111,7 +110,7 @@ def main(args: SynthScriptArguments) -> dict:
     logger.info("synth %s report: %s", args.workflow, report)
     write_manifest(output_dir, stage=f"synth/{args.workflow}", recipe_path=args.recipe_path,
                    configs={"script_args": args}, seed=args.seed,
-                   inputs=producer.input().fingerprints, extra={"report": report})
+                   inputs=producer.input().fingerprints(), extra={"report": report})
     return report
 
 

@@ -21,6 +21,7 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 from tqdm.auto import tqdm
 
+from phi4_recipes.data.sources import fingerprint
 from phi4_recipes.jsonl import JsonlAppender
 from phi4_recipes.logs import setup_logging
 
@@ -42,11 +43,16 @@ class WorkUnit:
 
 @dataclass(frozen=True)
 class ProducerInput:
-    """The whole input of a run, read once: the units of work in order, and the manifest's fingerprints of the
-    files they came from (``data.sources.fingerprint``; none for built-in rows)."""
+    """The whole input of a run, read once: the units of work in order, and the datasets they came from as
+    (name, dataset) pairs (none for built-in rows), which the manifest fingerprints."""
 
     units: list[WorkUnit]
-    fingerprints: list[dict]
+    sources: list[tuple[str, Any]]
+
+    def fingerprints(self) -> list[dict]:
+        """The manifest's entry for each source (``data.sources.fingerprint``: sha256 of its files). Computed
+        when asked, by the process that writes the manifest, not by every task that reads the input."""
+        return [fingerprint(name, dataset) for name, dataset in self.sources]
 
 
 class Producer(ABC):
